@@ -1,0 +1,98 @@
+"""Building the collector's aiohttp application."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp_cors
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from ingest import handlers
+from ingest.auth import KeyRing
+from ingest.config import IngestConfig
+from ingest.handlers import STATE, IngestState
+from ingest.limits import InFlightLimit, OrgRateLimit
+from ingest.metrics import IngestMetrics
+from ingest.publisher import EventPublisher
+from ingest.validation import TimeWindow
+from schemas import player_event_codec, rejected_event_codec
+
+# Headers the original SDK sends (X-SDK-Version broke its CORS once) plus auth headers.
+CORS_ALLOW_HEADERS = (
+    "Content-Type",
+    "Content-Encoding",
+    "Authorization",
+    "X-API-Key",
+    "X-SDK-Version",
+)
+CORS_MAX_AGE_S = 86400
+
+
+def create_app(
+    config: IngestConfig,
+    *,
+    publisher: EventPublisher | None = None,
+    registry: CollectorRegistry | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> web.Application:
+    """The collector as an ``aiohttp`` application (not started)."""
+    registry = registry if registry is not None else CollectorRegistry()
+    publisher = publisher or EventPublisher(config)
+    app = web.Application(
+        middlewares=[handlers.errors_and_metrics],
+        # Bodies are read by handlers with their own limit; this is only a backstop.
+        client_max_size=config.max_body_bytes + 1024,
+        # We inflate gzip ourselves, with a cap (see ingest.body.decompress).
+        handler_args={"auto_decompress": False},
+    )
+    app[STATE] = IngestState(
+        config=config,
+        publisher=publisher,
+        keys=KeyRing(config.api_keys),
+        rate_limit=OrgRateLimit(config.org_rate_limit_eps, config.org_burst_events, monotonic),
+        in_flight=InFlightLimit(config.max_in_flight_events),
+        metrics=IngestMetrics.create(registry),
+        registry=registry,
+        window=TimeWindow(config.max_event_age_s * 1000, config.max_event_future_s * 1000),
+        event_codec=player_event_codec(),
+        rejected_codec=rejected_event_codec(),
+        wall_clock=wall_clock,
+    )
+
+    events = app.router.add_post("/v1/events", handlers.post_events, name="events")
+    app.router.add_get("/health", handlers.health, name="health")
+    app.router.add_get("/ready", handlers.ready, name="ready")
+    app.router.add_get("/metrics", handlers.metrics, name="metrics")
+    _setup_cors(app, config, events)
+
+    async def kafka_producer(app: web.Application) -> AsyncIterator[None]:
+        await app[STATE].publisher.start()
+        yield
+        await app[STATE].publisher.stop()
+
+    app.cleanup_ctx.append(kafka_producer)
+    return app
+
+
+def _setup_cors(app: web.Application, config: IngestConfig, route: web.AbstractRoute) -> None:
+    if not config.cors_origins:
+        return
+    options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
+        allow_credentials=False,
+        allow_headers=CORS_ALLOW_HEADERS,
+        expose_headers=("Retry-After",),
+        allow_methods=("POST",),
+        max_age=CORS_MAX_AGE_S,
+    )
+    cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(config.cors_origins, options))
+    cors.add(route)
+
+    async def vary_on_origin(request: web.Request, response: web.StreamResponse) -> None:
+        # The allowed origin is echoed back, so caches must key on Origin.
+        if "Origin" in request.headers and "*" not in config.cors_origins:
+            response.headers.add("Vary", "Origin")
+
+    app.on_response_prepare.append(vary_on_origin)

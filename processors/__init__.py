@@ -1,0 +1,1 @@
+"""OpenQoE stream processors (Faust)."""

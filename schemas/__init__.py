@@ -1,0 +1,27 @@
+"""Avro schemas of OpenQoE's Kafka topics and the one codec every component uses.
+
+The wire format is the Avro specification's *single-object encoding*: two marker
+bytes ``C3 01``, the schema's 8-byte CRC-64-AVRO fingerprint (little-endian), then
+the Avro binary body. Any Avro library that knows the schema can decode it; no
+schema registry is needed.
+"""
+
+from schemas.codec import (
+    AvroCodecError,
+    SingleObjectCodec,
+    UnknownSchemaError,
+    load_schema,
+    player_event_codec,
+    player_event_reader,
+    rejected_event_codec,
+)
+
+__all__ = [
+    "AvroCodecError",
+    "SingleObjectCodec",
+    "UnknownSchemaError",
+    "load_schema",
+    "player_event_codec",
+    "player_event_reader",
+    "rejected_event_codec",
+]

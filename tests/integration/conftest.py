@@ -1,0 +1,139 @@
+"""Fixtures for tests against the real Kafka broker (``deploy/kafka-local.sh start``).
+
+These tests are never skipped: without a reachable broker they fail, loudly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
+
+from ingest.app import create_app
+from ingest.config import IngestConfig, Secret
+from ingest.handlers import STATE
+from ingest.topics import TopicsConfig, ensure_topics
+
+TEST_KEY = "test-key-org-test"
+OTHER_KEY = "test-key-org-other"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+
+    async def probe() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers, request_timeout_ms=5000)
+        await admin.start()
+        try:
+            await admin.list_topics()
+        finally:
+            await admin.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(probe(), 20))
+    except (KafkaError, TimeoutError, OSError) as exc:
+        pytest.fail(
+            f"Kafka is not reachable at {servers} ({exc!r}). Start it with "
+            "`bash deploy/kafka-local.sh start` (Kafka tests are never skipped)."
+        )
+    return servers
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str) -> TopicsConfig:
+    """Fresh raw/rejected/views topics for one test."""
+    suffix = uuid.uuid4().hex[:10]
+    config = TopicsConfig(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        raw_topic=f"test.raw.{suffix}",
+        raw_partitions=3,
+        rejected_topic=f"test.rejected.{suffix}",
+        rejected_partitions=1,
+        views_topic=f"test.views.{suffix}",
+    )
+    await ensure_topics(config)
+    return config
+
+
+def ingest_config(topics: TopicsConfig, **overrides: Any) -> IngestConfig:
+    settings: dict[str, Any] = {
+        "kafka_bootstrap_servers": topics.kafka_bootstrap_servers,
+        "raw_topic": topics.raw_topic,
+        "rejected_topic": topics.rejected_topic,
+        "api_keys": {Secret(TEST_KEY): "org_test", Secret(OTHER_KEY): "org_other"},
+        "cors_origins": ("https://player.example",),
+        "produce_timeout_s": 5.0,
+        "max_body_bytes": 256 * 1024,
+        "max_decompressed_bytes": 1024 * 1024,
+        "max_events_per_batch": 100,
+        "max_in_flight_events": 1000,
+        "org_burst_events": 1000,
+    }
+    settings.update(overrides)
+    return IngestConfig(**settings)
+
+
+CollectorFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+async def make_collector(
+    aiohttp_client: Any, topics: TopicsConfig
+) -> AsyncIterator[CollectorFactory]:
+    """Start an in-process collector on loopback, connected to Kafka."""
+
+    async def make(**overrides: Any) -> TestClient[Any, Any]:
+        app = create_app(ingest_config(topics, **overrides), registry=CollectorRegistry())
+        client: TestClient[Any, Any] = await aiohttp_client(app)
+        await app[STATE].publisher.wait_connected(30)
+        return client
+
+    yield make
+
+
+async def consume(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read ``topic`` from the beginning until ``expected`` records arrived or time is up.
+
+    Keeps reading for a short grace period after reaching ``expected`` so that extra
+    (duplicate) records would be seen too.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        grace_until: float | None = None
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+            if len(records) >= expected:
+                grace_until = grace_until or time.monotonic() + 0.5
+                if time.monotonic() >= grace_until:
+                    break
+    finally:
+        await consumer.stop()
+    return records
+
+
+def auth(key: str = TEST_KEY) -> dict[str, str]:
+    return {"X-API-Key": key, "Content-Type": "application/json"}
