@@ -99,7 +99,7 @@ async def make_collector(
         await app[STATE].publisher.wait_connected(30)
         return client
 
-    yield make
+    return make
 
 
 async def consume(

@@ -62,7 +62,10 @@ async def test_round_trip_sdk_batch_lands_in_kafka_field_by_field(
         for field in ("org_id", "player_id", "view_id", "session_id", "viewer_id", "env"):
             assert raw[field] == original[field]
         assert raw["device"]["category"] == original["device"]["category"]
-        assert raw["os"] == {"family": original["os"]["family"], "version": original["os"]["version"]}
+        assert raw["os"] == {
+            "family": original["os"]["family"],
+            "version": original["os"]["version"],
+        }
         assert raw["browser"]["family"] == original["browser"]["family"]
         assert raw["player"]["name"] == original["player"]["name"]
         assert raw["video"]["duration"] == original["video"]["duration"]
@@ -110,7 +113,9 @@ async def test_invalid_events_go_to_dead_letters_and_valid_neighbours_land(
     raw = await consume(topics.kafka_bootstrap_servers, topics.raw_topic, expected=3)
     assert sorted(player_event_reader().decode(r.value)["event_id"] for r in raw) == ["a", "b", "c"]
     dead = await consume(topics.kafka_bootstrap_servers, topics.rejected_topic, expected=6)
-    letters = sorted((rejected_event_codec().decode(r.value) for r in dead), key=lambda d: d["batch_index"])
+    letters = sorted(
+        (rejected_event_codec().decode(r.value) for r in dead), key=lambda d: d["batch_index"]
+    )
     assert [d["batch_index"] for d in letters] == [1, 3, 4, 5, 6, 8]
     assert letters[0]["errors"][0]["code"] == "unknown_event_type"
     assert letters[0]["org_id"] == "org_test"
@@ -148,13 +153,31 @@ def gzip_bomb(decompressed_bytes: int) -> bytes:
         ("no events key", {}, b'{"event": []}', 400, "malformed_body"),
         ("events not a list", {}, b'{"events": {}}', 400, "malformed_body"),
         ("empty batch", {}, b'{"events": []}', 400, "malformed_body"),
-        ("too many events", {}, json.dumps({"events": [{}] * 101}).encode(), 413, "too_many_events"),
+        (
+            "too many events",
+            {},
+            json.dumps({"events": [{}] * 101}).encode(),
+            413,
+            "too_many_events",
+        ),
         ("oversize body", {}, b'{"events": ["' + b"x" * 300_000 + b'"]}', 413, "body_too_large"),
         ("gzip bomb", {"Content-Encoding": "gzip"}, gzip_bomb(50_000_000), 413, "body_too_large"),
         ("broken gzip", {"Content-Encoding": "gzip"}, b"\x1f\x8bnot gzip", 400, "malformed_body"),
         ("unknown encoding", {"Content-Encoding": "br"}, b"{}", 415, "unsupported_media_type"),
-        ("form post", {"Content-Type": "application/x-www-form-urlencoded"}, b"a=1", 415, "unsupported_media_type"),
-        ("text/plain", {"Content-Type": "text/plain"}, b'{"events": []}', 415, "unsupported_media_type"),
+        (
+            "form post",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            b"a=1",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "text/plain",
+            {"Content-Type": "text/plain"},
+            b'{"events": []}',
+            415,
+            "unsupported_media_type",
+        ),
         ("no key", {"X-API-Key": ""}, b'{"events": []}', 401, "unauthorized"),
         ("wrong key", {"X-API-Key": "nope"}, b'{"events": []}', 401, "unauthorized"),
     ],
@@ -178,7 +201,9 @@ async def test_bad_requests_get_documented_errors_and_the_collector_keeps_workin
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
     # The same collector still accepts a valid batch afterwards.
-    ok = await client.post("/v1/events", json={"events": [event("playing", now_ms())]}, headers=auth())
+    ok = await client.post(
+        "/v1/events", json={"events": [event("playing", now_ms())]}, headers=auth()
+    )
     assert ok.status == 202
     assert len(await consume(topics.kafka_bootstrap_servers, topics.raw_topic, expected=1)) == 1
 
@@ -230,7 +255,9 @@ async def test_cors_preflight_and_headers_on_every_answer(make_collector: Collec
     assert preflight.status == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == origin
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
-    allowed = {h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    allowed = {
+        h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")
+    }
     assert {"content-type", "x-sdk-version", "x-api-key"} <= allowed
     assert int(preflight.headers["Access-Control-Max-Age"]) > 0
     assert "Access-Control-Allow-Credentials" not in preflight.headers
@@ -280,7 +307,11 @@ async def test_health_ready_and_metrics(make_collector: CollectorFactory) -> Non
     assert (await client.get("/health")).status == 200
     ready = await client.get("/ready")
     assert ready.status == 200, await ready.text()
-    await client.post("/v1/events", json={"events": [event("playing", now_ms()), event("dance", now_ms())]}, headers=auth())
+    await client.post(
+        "/v1/events",
+        json={"events": [event("playing", now_ms()), event("dance", now_ms())]},
+        headers=auth(),
+    )
     await client.post("/v1/events", data=b"{", headers=auth())
     text = await (await client.get("/metrics")).text()
     assert 'openqoe_ingest_events_accepted_total{event_type="playing"} 1.0' in text

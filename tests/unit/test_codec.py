@@ -100,9 +100,9 @@ def test_reader_without_logical_types_returns_int_milliseconds() -> None:
     decoded = player_event_reader().decode(player_event_codec().encode(RECORD))
     assert decoded["event_time"] == 1762333203911
     assert decoded["received_time"] == 1762333204000
-    assert player_event_codec().decode(player_event_codec().encode(RECORD))[
-        "event_time"
-    ].year == 2025
+    assert (
+        player_event_codec().decode(player_event_codec().encode(RECORD))["event_time"].year == 2025
+    )
 
 
 def test_values_from_an_older_schema_resolve_to_the_current_one() -> None:
@@ -112,7 +112,7 @@ def test_values_from_an_older_schema_resolve_to_the_current_one() -> None:
     older = fastavro.parse_schema(older_json)
     old_writer = SingleObjectCodec(older)
     reader = SingleObjectCodec(current, older=[older])
-    record = {k: v for k, v in RECORD.items()}
+    record = dict(RECORD.items())
     decoded = reader.decode(old_writer.encode(record))
     assert decoded["event_type_sent"] is None  # added later, filled from its default
     assert decoded["view_id"] == RECORD["view_id"]

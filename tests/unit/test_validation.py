@@ -141,11 +141,19 @@ def test_completion_rate_float_noise_is_clamped_but_nonsense_is_rejected() -> No
         (event("quartile", NOW, data={"quartile": 30}), [("data.quartile", "out_of_range")]),
         (event("quartile", NOW, data={}), [("data.quartile", "missing")]),
         (event("error", NOW, data={"error_code": "1"}), [("data.error_family", "missing")]),
-        (event("heartbeat", NOW, data={"dropped_frames": 2.5}), [("data.dropped_frames", "wrong_type")]),
-        (event("error", NOW, data={"error_family": "x", "fatal": "yes"}), [("data.fatal", "wrong_type")]),
+        (
+            event("heartbeat", NOW, data={"dropped_frames": 2.5}),
+            [("data.dropped_frames", "wrong_type")],
+        ),
+        (
+            event("error", NOW, data={"error_family": "x", "fatal": "yes"}),
+            [("data.fatal", "wrong_type")],
+        ),
     ],
 )
-def test_each_bad_input_class_gets_a_precise_error(raw: Any, expected: list[tuple[str, str]]) -> None:
+def test_each_bad_input_class_gets_a_precise_error(
+    raw: Any, expected: list[tuple[str, str]]
+) -> None:
     assert errors(raw) == expected
 
 
@@ -172,4 +180,6 @@ def test_the_time_window_is_configurable() -> None:
     late = validate_event(event("playing", NOW - 1001), now_ms=NOW, org_id=None, window=window)
     assert isinstance(late, list)
     assert late[0].code == "too_old"
-    assert isinstance(validate_event(event("playing", NOW - 1000), now_ms=NOW, org_id=None, window=window), dict)
+    assert isinstance(
+        validate_event(event("playing", NOW - 1000), now_ms=NOW, org_id=None, window=window), dict
+    )

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run everything CI runs: lint, types, unit tests and the tests against a real Kafka.
+# Starts the local broker (deploy/kafka-local.sh) if it is not running. Extra arguments
+# go to pytest, e.g. scripts/test.sh tests/unit -k codec
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+bash deploy/kafka-local.sh start
+export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"
