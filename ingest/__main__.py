@@ -7,6 +7,7 @@ import os
 import sys
 
 from aiohttp import web
+from prometheus_client import disable_created_metrics
 
 from ingest.app import create_app
 from ingest.config import IngestConfig
@@ -21,6 +22,7 @@ def main() -> None:
     except ConfigError as exc:
         logging.getLogger("ingest").error("invalid configuration: %s", exc)
         sys.exit(2)
+    disable_created_metrics()  # type: ignore[no-untyped-call]
     web.run_app(
         create_app(config),
         host=config.host,

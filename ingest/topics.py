@@ -48,6 +48,7 @@ class TopicsConfig:
     rejected_retention_ms: int = 14 * DAY_MS
     views_topic: str = "qoe.views"
     views_retention_ms: int = 30 * DAY_MS
+    control_topic: str = "qoe.processor.control"
 
     def __post_init__(self) -> None:
         if self.min_insync_replicas > self.replication_factor:
@@ -85,6 +86,7 @@ class TopicsConfig:
             rejected_retention_ms=integer("OPENQOE_REJECTED_RETENTION_MS", d.rejected_retention_ms),
             views_topic=environ.get("PROCESSOR_VIEWS_TOPIC", d.views_topic),
             views_retention_ms=integer("OPENQOE_VIEWS_RETENTION_MS", d.views_retention_ms),
+            control_topic=environ.get("PROCESSOR_CONTROL_TOPIC", d.control_topic),
         )
 
     def specs(self) -> list[TopicSpec]:
@@ -110,6 +112,12 @@ class TopicsConfig:
                 self.views_topic,
                 self.raw_partitions,
                 {**common, "retention.ms": str(self.views_retention_ms)},
+            ),
+            # The processor's view-expiry requests; co-partitioned with the raw topic.
+            TopicSpec(
+                self.control_topic,
+                self.raw_partitions,
+                {**common, "retention.ms": str(DAY_MS)},
             ),
         ]
 

@@ -14,6 +14,7 @@ from schemas.codec import (
     player_event_codec,
     player_event_reader,
     rejected_event_codec,
+    view_summary_codec,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "player_event_codec",
     "player_event_reader",
     "rejected_event_codec",
+    "view_summary_codec",
 ]

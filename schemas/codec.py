@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+import struct
+from collections.abc import Callable, Iterable
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -28,6 +29,199 @@ class AvroCodecError(ValueError):
 
 class UnknownSchemaError(AvroCodecError):
     """The value was written with a schema this codec was not given."""
+
+
+# --- compiled writer -----------------------------------------------------------------------
+# fastavro chooses the branch of every union by validating the value against each branch,
+# recursively for records: with ~90 nullable fields, encoding a PlayerEvent cost ~80 us, the
+# largest single cost of the collector. The writer below is compiled once per schema into
+# nested closures that pick union branches by exact Python type. It handles only values
+# whose Avro encoding is unambiguous (None, bool, int in range, float, str, dict for a
+# record, list for an array, all of exactly these types) and raises ``_Unsupported`` for
+# anything else, in which case ``encode`` hands the record to fastavro, which then writes
+# the same bytes or raises the same error as before. Values it does write are written
+# exactly as fastavro writes them (tests/unit/test_codec_fast_path.py compares both).
+
+_Writer = Callable[[bytearray, Any], None]
+_LONG_MIN, _LONG_MAX = -(1 << 63), (1 << 63) - 1
+_INT_MIN, _INT_MAX = -(1 << 31), (1 << 31) - 1
+_pack_double = struct.Struct("<d").pack
+
+
+class _Unsupported(Exception):  # control flow only, never escapes encode()
+    """The compiled writer does not handle this value; fastavro will."""
+
+
+class _NotCompilable(Exception):  # control flow only, never escapes the compiler
+    """The schema uses something the compiled writer does not implement."""
+
+
+def _varint(out: bytearray, n: int) -> None:
+    """Append a non-negative (already zig-zagged) integer as an Avro varint."""
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _write_long(out: bytearray, value: Any) -> None:
+    if type(value) is not int or not _LONG_MIN <= value <= _LONG_MAX:
+        raise _Unsupported
+    _varint(out, (value << 1) ^ (value >> 63))
+
+
+def _write_int(out: bytearray, value: Any) -> None:
+    if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
+        raise _Unsupported
+    _varint(out, (value << 1) ^ (value >> 63))
+
+
+def _write_double(out: bytearray, value: Any) -> None:
+    if type(value) is not float:
+        raise _Unsupported
+    out += _pack_double(value)
+
+
+def _write_boolean(out: bytearray, value: Any) -> None:
+    if type(value) is not bool:
+        raise _Unsupported
+    out.append(1 if value else 0)
+
+
+def _write_string(out: bytearray, value: Any) -> None:
+    if type(value) is not str:
+        raise _Unsupported
+    try:
+        data = value.encode()
+    except UnicodeEncodeError:  # lone surrogates: let fastavro report it
+        raise _Unsupported from None
+    _varint(out, len(data) << 1)
+    out += data
+
+
+def _write_null(out: bytearray, value: Any) -> None:
+    if value is not None:
+        raise _Unsupported
+
+
+# Avro primitive -> (writer, the one Python type it accepts)
+_PRIMITIVES: dict[str, tuple[_Writer, type]] = {
+    "null": (_write_null, type(None)),
+    "boolean": (_write_boolean, bool),
+    "int": (_write_int, int),
+    "long": (_write_long, int),
+    "double": (_write_double, float),
+    "string": (_write_string, str),
+}
+# Logical types whose values are written as the underlying type when given as such.
+_PASS_THROUGH_LOGICAL = {("long", "timestamp-millis")}
+
+
+def _compile(schema: Any, named: dict[str, _Writer]) -> tuple[_Writer, type]:
+    """The writer of a (parsed) schema and the Python type of the values it writes."""
+    if isinstance(schema, str):
+        if schema in _PRIMITIVES:
+            return _PRIMITIVES[schema]
+        if schema in named:
+            return named[schema], dict
+        raise _NotCompilable(schema)
+    if isinstance(schema, list):
+        return _compile_union(schema, named), object
+    if not isinstance(schema, dict):
+        raise _NotCompilable(repr(schema))
+    kind = str(schema.get("type"))
+    logical = schema.get("logicalType")
+    if logical is not None:
+        if (kind, logical) not in _PASS_THROUGH_LOGICAL:
+            raise _NotCompilable(f"{kind}/{logical}")
+        return _PRIMITIVES[kind]
+    if kind == "record":
+        return _compile_record(schema, named), dict
+    if kind == "array":
+        return _compile_array(schema, named), list
+    if kind in _PRIMITIVES:
+        return _PRIMITIVES[kind]
+    raise _NotCompilable(kind)
+
+
+def _compile_record(schema: dict[str, Any], named: dict[str, _Writer]) -> _Writer:
+    fields: list[tuple[str, Any, _Writer]] = []
+    required: set[str] = set()
+    for field in schema["fields"]:
+        if "default" not in field:
+            required.add(field["name"])
+        fields.append((field["name"], field.get("default"), _compile(field["type"], named)[0]))
+    names = frozenset(f[0] for f in fields)
+    required_names = frozenset(required)
+
+    def write_record(out: bytearray, value: Any) -> None:
+        # strict_allow_default: no unknown keys; a missing key only where there is a default.
+        if type(value) is not dict or not value.keys() <= names:
+            raise _Unsupported
+        if not required_names <= value.keys():
+            raise _Unsupported
+        get = value.get
+        for name, default, writer in fields:
+            writer(out, get(name, default))
+
+    named[schema["name"]] = write_record
+    return write_record
+
+
+def _compile_array(schema: dict[str, Any], named: dict[str, _Writer]) -> _Writer:
+    item_writer = _compile(schema["items"], named)[0]
+
+    def write_array(out: bytearray, value: Any) -> None:
+        if type(value) is not list:
+            raise _Unsupported
+        if value:
+            _varint(out, len(value) << 1)
+            for item in value:
+                item_writer(out, item)
+        out.append(0)
+
+    return write_array
+
+
+def _compile_union(branches: list[Any], named: dict[str, _Writer]) -> _Writer:
+    if len(branches) > 63:
+        raise _NotCompilable("union too large")  # the branch index must fit in one byte
+    by_type: dict[type, tuple[int, _Writer]] = {}
+    for index, branch in enumerate(branches):
+        writer, python_type = _compile(branch, named)
+        if python_type in by_type or python_type is object:
+            # Two branches for one Python type (int and long, two records, ...): fastavro's
+            # choice between them depends on the value, so leave such unions to it.
+            raise _NotCompilable("ambiguous union")
+        by_type[python_type] = (index << 1, writer)  # the zig-zagged branch index
+    if len(branches) == 2 and branches[0] == "null":
+        inner = by_type[next(t for t in by_type if t is not type(None))][1]
+
+        def write_nullable(out: bytearray, value: Any) -> None:
+            if value is None:
+                out.append(0)
+            else:
+                out.append(2)
+                inner(out, value)
+
+        return write_nullable
+
+    def write_union(out: bytearray, value: Any) -> None:
+        entry = by_type.get(type(value))
+        if entry is None:
+            raise _Unsupported
+        out.append(entry[0])
+        entry[1](out, value)
+
+    return write_union
+
+
+def _compile_writer(schema: dict[str, Any]) -> _Writer | None:
+    """A fast writer for a parsed record schema, or None if it uses unsupported features."""
+    try:
+        return _compile(schema, {})[0]
+    except _NotCompilable:
+        return None
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -64,7 +258,7 @@ class SingleObjectCodec:
     parsing canonical form has no logical types.
     """
 
-    __slots__ = ("_header", "_reader_schema", "_readers", "schema")
+    __slots__ = ("_header", "_reader_schema", "_readers", "_writer", "schema")
 
     def __init__(
         self,
@@ -75,6 +269,7 @@ class SingleObjectCodec:
     ) -> None:
         self.schema = schema
         self._header = MAGIC + schema_fingerprint(schema)
+        self._writer = _compile_writer(schema)
 
         def for_reading(s: dict[str, Any]) -> dict[str, Any]:
             if logical_types:
@@ -93,6 +288,14 @@ class SingleObjectCodec:
 
     def encode(self, record: dict[str, Any]) -> bytes:
         """Encode one record. Raises ``AvroCodecError`` if it does not fit the schema."""
+        if self._writer is not None:
+            out = bytearray(self._header)
+            try:
+                self._writer(out, record)
+            except _Unsupported:
+                pass  # fastavro writes it, or raises the error it always raised
+            else:
+                return bytes(out)
         buf = io.BytesIO()
         buf.write(self._header)
         try:
@@ -139,3 +342,9 @@ def player_event_reader() -> SingleObjectCodec:
 def rejected_event_codec() -> SingleObjectCodec:
     """Codec for ``qoe.events.rejected`` values."""
     return SingleObjectCodec(load_schema("rejected_event"))
+
+
+@cache
+def view_summary_codec() -> SingleObjectCodec:
+    """Codec for ``qoe.views`` values."""
+    return SingleObjectCodec(load_schema("view_summary"))

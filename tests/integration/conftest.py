@@ -61,6 +61,7 @@ async def topics(kafka_bootstrap: str) -> TopicsConfig:
         rejected_topic=f"test.rejected.{suffix}",
         rejected_partitions=1,
         views_topic=f"test.views.{suffix}",
+        control_topic=f"test.control.{suffix}",
     )
     await ensure_topics(config)
     return config

@@ -75,6 +75,7 @@ def collector(broker: Broker, tmp_path: Path) -> Iterator[tuple[str, subprocess.
         rejected_topic="outage.rejected",
         rejected_partitions=1,
         views_topic="outage.views",
+        control_topic="outage.control",
     )
     asyncio.run(ensure_topics(topics))
     port = free_port()

@@ -1,0 +1,397 @@
+"""The Faust application: one agent, one state table, expiry and export timers.
+
+The agent is thin: decode, look up, call ``processors.step``, write, emit. Everything
+that decides anything is a pure function in ``step``/``view``/``aggregates``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from processors.aggregates import aggregate_key, apply_once, new_aggregate
+from processors.config import ProcessorConfig
+from processors.dims import DimensionCaps
+from processors.metrics import ProcessorMetrics
+from processors.pusher import Pusher, PushMetrics
+from processors.series import build_samples
+from processors.sinks import (
+    LOKI_HEADERS,
+    REMOTE_WRITE_HEADERS,
+    LogLine,
+    http_sender,
+    loki_requests,
+    remote_write_requests,
+)
+from processors.step import CONTROL, RAW, Step, on_close, on_event, on_purge
+from processors.view import State
+from schemas import AvroCodecError, player_event_reader, view_summary_codec
+
+logger = logging.getLogger(__name__)
+
+VIEW_PREFIX = "v|"
+AGG_PREFIX = "a|"
+
+
+class Processor:
+    """Owns the Faust app and everything around it for one worker process."""
+
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.metrics = ProcessorMetrics(self.registry)
+        caps = dict(config.dimension_caps)
+        if config.remote_write_tenant_per_org or config.loki_tenant_per_org:
+            caps.setdefault("org", 1_000_000)  # tenants must keep their own org label
+        self.caps = DimensionCaps(caps)
+        self.event_codec = player_event_reader()
+        self.summary_codec = view_summary_codec()
+        self.positions: dict[int, int] = {}
+        self._flush_lock = asyncio.Lock()
+        self._log_lines: list[LogLine] = []
+
+        servers = ";".join(
+            f"kafka://{s.strip()}" for s in config.kafka_bootstrap_servers.split(",")
+        )
+        self.app = faust.App(
+            config.app_id,
+            broker=servers,
+            store=config.store,
+            datadir=str(config.data_dir),
+            topic_partitions=config.partitions,
+            topic_replication_factor=config.replication_factor,
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=1.0,
+            producer_acks=-1,
+            producer_linger=0.005,
+            stream_wait_empty=True,
+            table_standby_replicas=0,
+            web_host=config.web_host,
+            web_port=config.web_port,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
+            web_metrics_enabled=False,
+            web_router_enabled=False,
+        )
+        # One table for views and aggregates: their changelog writes for one partition then
+        # share one changelog partition and stay in order (see processors.step).
+        self.state = self.app.Table(
+            "state",
+            default=None,
+            partitions=config.partitions,
+            key_type=str,
+        )
+        self.source = self.app.topic(
+            config.raw_topic,
+            config.control_topic,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=config.partitions,
+        )
+        self.control = self.app.topic(
+            config.control_topic, key_serializer="raw", value_serializer="raw"
+        )
+        self.views = self.app.topic(
+            config.views_topic, key_serializer="raw", value_serializer="raw"
+        )
+
+        push_metrics = PushMetrics(self.registry)
+        self.remote_write: Pusher | None = None
+        if config.remote_write_url:
+            auth = _auth(config.remote_write_username, config.remote_write_password)
+            self.remote_write = Pusher(
+                "remote_write",
+                http_sender(
+                    config.remote_write_url,
+                    REMOTE_WRITE_HEADERS,
+                    auth,
+                    config.remote_write_timeout_s,
+                ),
+                config.remote_write_max_pending_requests,
+                push_metrics,
+            )
+        self.loki: Pusher | None = None
+        if config.loki_url:
+            auth = _auth(config.loki_username, config.loki_password)
+            self.loki = Pusher(
+                "loki",
+                http_sender(config.loki_url, LOKI_HEADERS, auth, config.remote_write_timeout_s),
+                max(1, config.loki_max_pending_lines // 100),
+                push_metrics,
+            )
+
+        self.app.agent(self.source, name="views")(self._agent)
+        self.app.timer(config.expiry_scan_interval_s)(self._expiry_scan)
+        self.app.timer(config.flush_interval_s)(self.flush)
+        self.app.page("/metrics")(_metrics_view(self))
+        self.app.page("/health")(_health_view(self))
+        self.app.on_partitions_revoked.connect(self._on_revoked)
+        self.app.on_before_shutdown.connect(self._on_shutdown)
+        self.app.on_worker_init.connect(self._on_worker_init)
+
+    # --- the agent ------------------------------------------------------------------------
+
+    async def _agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        async for event in stream.events():
+            message = event.message
+            await self.handle(message.topic, message.partition, message.offset, event.value)
+            yield None
+
+    async def handle(self, topic: str, partition: int, offset: int, value: bytes) -> Step | None:
+        """Process one message of the raw or the control topic."""
+        now_ms = int(self.clock() * 1000)
+        if topic == self.config.raw_topic:
+            tag = RAW
+            self.positions[partition] = offset + 1
+            try:
+                event = self.event_codec.decode(value)
+            except AvroCodecError as exc:
+                self.metrics.messages.labels(tag, "undecodable").inc()
+                logger.error("undecodable message p%s@%s: %s", partition, offset, exc)
+                return None
+            view_key = VIEW_PREFIX + event["view_id"]
+            view = self.state.get(view_key)
+            step = on_event(
+                view,
+                self._agg_offset(partition, view, tag),
+                event,
+                offset,
+                partition,
+                self.caps.labels,
+            )
+        else:
+            tag = CONTROL
+            try:
+                request = json.loads(value)
+                view_key = VIEW_PREFIX + request["view_id"]
+                op = request["op"]
+            except (ValueError, KeyError, TypeError):
+                self.metrics.messages.labels(tag, "undecodable").inc()
+                return None
+            view = self.state.get(view_key)
+            if op == "close":
+                timeout_ms = self.config.view_timeout_s * 1000
+                step = on_close(
+                    view, self._agg_offset(partition, view, tag), offset, now_ms, timeout_ms
+                )
+            else:
+                step = on_purge(view, now_ms, self.config.closed_view_retention_s * 1000)
+        self.metrics.messages.labels(tag, step.kind).inc()
+        await self._carry_out(step, view_key, view, partition, tag, offset)
+        return step
+
+    def _agg_offset(self, partition: int, view: State | None, tag: str) -> int:
+        if view is None:
+            return -1
+        agg = self.state.get(aggregate_key(partition, view["labels"]))
+        return -1 if agg is None else int(agg["offsets"].get(tag, -1))
+
+    async def _carry_out(
+        self, step: Step, view_key: str, view: State | None, partition: int, tag: str, offset: int
+    ) -> None:
+        # Order matters: the view, then its aggregate (processors.step docstring).
+        if step.delete:
+            del self.state[view_key]
+        elif step.view is not None:
+            self.state[view_key] = step.view
+        current = step.view or view
+        if step.deltas and current is not None:
+            key = aggregate_key(partition, current["labels"])
+            agg = self.state.get(key) or new_aggregate(partition, current["labels"])
+            if apply_once(agg, tag, offset, step.deltas):
+                self.state[key] = agg
+        if step.summary is not None:
+            summary = step.summary
+            await self.views.send(
+                key=summary["view_id"].encode(),
+                value=self.summary_codec.encode(summary),
+                partition=partition,
+            )
+            self._log(summary["labels"], "view", summary["end_time"], summary, summary)
+        if step.fatal_error is not None and current is not None:
+            error = step.fatal_error
+            line = {
+                "event_type": "error",
+                "view_id": error["view_id"],
+                "error": error.get("data"),
+                "labels": current["labels"],
+            }
+            self._log(current["labels"], "error", int(error["event_time"]), line, current)
+
+    def _log(
+        self,
+        labels: Mapping[str, str],
+        kind: str,
+        time_ms: int,
+        body: Mapping[str, Any],
+        ids: Mapping[str, Any],
+    ) -> None:
+        if self.loki is None:
+            return
+        metadata = {
+            k: str(ids[k]) for k in ("view_id", "session_id", "viewer_id", "video_id") if ids.get(k)
+        }
+        self._log_lines.append(
+            LogLine(
+                {"org": labels["org"], "env": labels["env"], "kind": kind},
+                time_ms * 1_000_000,
+                json.dumps(body, separators=(",", ":"), default=str),
+                metadata,
+            )
+        )
+        overflow = len(self._log_lines) - self.config.loki_max_pending_lines
+        if overflow > 0:
+            del self._log_lines[:overflow]
+            self.metrics.log_lines_dropped.inc(overflow)
+
+    # --- expiry (close-event pattern: timers cannot write tables) --------------------------
+
+    def _active_partitions(self) -> set[int]:
+        return {
+            tp.partition
+            for tp in self.app.assignor.assigned_actives()
+            if tp.topic == self.config.raw_topic
+        }
+
+    async def _expiry_scan(self) -> None:
+        if self.app.rebalancing or self.app.in_recovery:
+            return
+        now_ms = self.clock() * 1000
+        active = self._active_partitions()
+        requests: list[tuple[State, str]] = []
+        for key, view in list(self.state.items()):
+            if not key.startswith(VIEW_PREFIX) or view["partition"] not in active:
+                continue
+            idle_ms = now_ms - view["last_received_ms"]
+            if not view["closed"] and idle_ms >= self.config.view_timeout_s * 1000:
+                requests.append((view, "close"))
+            elif view["closed"] and idle_ms >= self.config.closed_view_retention_s * 1000:
+                requests.append((view, "purge"))
+        for view, op in requests:
+            await self.control.send(
+                key=view["view_id"].encode(),
+                value=json.dumps({"op": op, "view_id": view["view_id"]}).encode(),
+                partition=view["partition"],
+            )
+
+    # --- export ---------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Snapshot, make the snapshot durable, then hand it to the pushers."""
+        async with self._flush_lock:
+            if self.app.rebalancing or self.app.in_recovery:
+                return
+            started = time.monotonic()
+            now_ms = int(self.clock() * 1000)
+            active = self._active_partitions()
+            aggregates, open_views = [], []
+            for key, value in list(self.state.items()):
+                if value is None or value.get("partition") not in active:
+                    continue
+                if key.startswith(AGG_PREFIX):
+                    aggregates.append(value)
+                elif not value["closed"]:
+                    open_views.append(value)
+            concurrency_window = 2 * self.config.heartbeat_interval_s * 1000
+            samples = build_samples(aggregates, open_views, now_ms, concurrency_window)
+            lines, self._log_lines = self._log_lines, []
+            # Push only what is durable: after a crash the restored state is never behind
+            # what was pushed, so no counter goes backwards.
+            await self._durable()
+            if self.remote_write is not None:
+                tenant = "org" if self.config.remote_write_tenant_per_org else None
+                for request in remote_write_requests(samples, tenant):
+                    self.remote_write.submit(request)
+            if self.loki is not None and lines:
+                tenant = "org" if self.config.loki_tenant_per_org else None
+                for request in loki_requests(lines, tenant):
+                    self.loki.submit(request)
+            await self._update_lag(active)
+            self.metrics.flush_duration.observe(time.monotonic() - started)
+            self.metrics.series.set(len(samples))
+
+    async def _durable(self) -> None:
+        producer = self.app.producer
+        # faust's buffer.flush() may return while messages are still queued; loop until empty.
+        while producer.buffer.size:
+            await producer.buffer.flush()
+        await producer.flush()
+
+    async def _update_lag(self, active: set[int]) -> None:
+        consumer = self.app.consumer
+        for partition in active:
+            tp = faust.types.TP(self.config.raw_topic, partition)
+            highwater = consumer.highwater(tp)
+            position = self.positions.get(partition)
+            if position is None:
+                position = await consumer.position(tp)
+            if highwater is not None and highwater >= 0 and position is not None:
+                self.metrics.lag.labels(str(partition)).set(max(0, highwater - position))
+
+    async def _on_revoked(
+        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
+        revoked = args[0] if args else kwargs.get("revoked", ())
+        # Wait for an in-progress flush, so nothing of a revoked partition is snapshotted
+        # after its new owner may have started exporting it.
+        async with self._flush_lock:
+            for tp in revoked:
+                if tp.topic == self.config.raw_topic:
+                    self.positions.pop(tp.partition, None)
+                    with contextlib.suppress(KeyError):
+                        self.metrics.lag.remove(str(tp.partition))
+
+    def _on_worker_init(
+        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
+        for pusher in (self.remote_write, self.loki):
+            if pusher is not None:
+                pusher.start()
+
+    async def _on_shutdown(
+        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
+        await self.flush()
+        for pusher in (self.remote_write, self.loki):
+            if pusher is not None:
+                await asyncio.to_thread(pusher.stop, 10.0)
+
+    # --- web ------------------------------------------------------------------------------
+
+
+def _metrics_view(processor: Processor) -> type[faust.web.View]:
+    class MetricsView(faust.web.View):
+        async def get(self, request: faust.web.Request) -> faust.web.Response:
+            body = generate_latest(processor.registry)
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return MetricsView
+
+
+def _health_view(processor: Processor) -> type[faust.web.View]:
+    class HealthView(faust.web.View):
+        async def get(self, request: faust.web.Request) -> faust.web.Response:
+            return self.json({"status": "ok", "rebalancing": bool(processor.app.rebalancing)})
+
+    return HealthView
+
+
+def _auth(username: str | None, password: str | None) -> tuple[str, str] | None:
+    return (username, password) if username and password else None

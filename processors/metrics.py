@@ -1,0 +1,42 @@
+"""The processor's own health metrics (its /metrics page), on an injected registry.
+
+These describe the worker process, so they start from zero with it; the QoE numbers
+are the remote-written series of ``processors.catalog``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class ProcessorMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "openqoe_processor_messages",
+            "Messages handled by topic (raw, ctl) and outcome (new, applied, closed, late, "
+            "duplicate, replayed, ignored, purged, undecodable).",
+            ["topic", "outcome"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "openqoe_processor_lag_messages",
+            "Messages of the raw topic not yet processed, by partition owned by this worker.",
+            ["partition"],
+            registry=registry,
+        )
+        self.flush_duration = Histogram(
+            "openqoe_processor_flush_duration_seconds",
+            "Time to snapshot, make durable and queue one export.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=registry,
+        )
+        self.series = Gauge(
+            "openqoe_processor_exported_series",
+            "Series in the last export.",
+            registry=registry,
+        )
+        self.log_lines_dropped = Counter(
+            "openqoe_processor_log_lines_dropped",
+            "Log lines dropped because the Loki buffer was full.",
+            registry=registry,
+        )

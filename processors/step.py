@@ -1,0 +1,125 @@
+"""One message in, the writes and outputs it causes: the processor's decision logic.
+
+The Faust agent (``processors.agent``) looks up state, calls one of these functions and
+carries out the returned ``Step`` in a fixed order: **view first, then aggregate**.
+Both live in one table, so their changelog writes land, in that order, in the same
+changelog partition; if the aggregate write is durable, so is the view write.
+
+A view write records the message it reflects (``last_msg``) and the aggregate deltas
+that message caused (``pending``). After a crash, a replayed message that the view
+already reflects is not recomputed: its recorded deltas are applied to the aggregate
+unless the aggregate already has them. So every message is counted exactly once, and a
+decision (such as closing a view) once durable is never taken differently on replay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.view import RECENT_IDS, Deltas, State, apply_event, close, merge_deltas, new_view
+
+RAW = "raw"
+CONTROL = "ctl"
+
+
+@dataclass(slots=True)
+class Step:
+    """What to do for one message."""
+
+    kind: str  # applied | new | closed | late | duplicate | replayed | ignored
+    view: State | None = None  # write this view (before the aggregate)
+    delete: bool = False  # delete the view instead
+    deltas: Deltas | None = None  # apply once to the view's aggregate
+    summary: dict[str, Any] | None = None  # the view ended: publish its summary
+    fatal_error: Mapping[str, Any] | None = None  # the event that failed the view
+    outputs: list[Any] = field(default_factory=list)
+
+
+def _record(view: State, topic: str, offset: int, pending: Deltas) -> None:
+    view["offsets"][topic] = offset
+    view["last_msg"] = [topic, offset]
+    view["pending"] = pending
+
+
+def _replay(view: State, topic: str, offset: int, agg_offset: int) -> Step:
+    """The view already reflects this message: re-apply its recorded deltas if needed."""
+    if view["last_msg"] == [topic, offset] and view["pending"] and agg_offset < offset:
+        return Step("replayed", deltas=view["pending"])
+    return Step("replayed")
+
+
+def on_event(
+    view: State | None,
+    agg_offset: int,
+    event: Mapping[str, Any],
+    offset: int,
+    partition: int,
+    labels_for: Callable[[Mapping[str, Any]], dict[str, str]],
+) -> Step:
+    """A player event from the raw topic at ``offset``.
+
+    ``agg_offset`` is the raw offset last applied to the view's aggregate (-1 if none).
+    """
+    if view is not None and view["offsets"].get(RAW, -1) >= offset:
+        return _replay(view, RAW, offset, agg_offset)
+
+    live: Deltas = {}
+    kind = "applied"
+    if view is None:
+        view = new_view(event, labels_for(event), partition)
+        live["c"] = {"views_started": 1}
+        kind = "new"
+    elif view["closed"]:
+        late: Deltas = {"c": {"late_events": 1}}
+        _record(view, RAW, offset, late)
+        return Step("late", view=view, deltas=late)
+
+    event_id = event.get("event_id")
+    if event_id is not None:
+        if event_id in view["recent_ids"]:
+            merge_deltas(view["live"], {"c": {"duplicate_events": 1}})
+            _record(view, RAW, offset, {})
+            return Step("duplicate", view=view)
+        view["recent_ids"] = [*view["recent_ids"][-(RECENT_IDS - 1) :], event_id]
+
+    reason = apply_event(view, event, live)
+    if reason is None:
+        merge_deltas(view["live"], live)
+        _record(view, RAW, offset, {})
+        return Step(kind, view=view)
+
+    pending: Deltas = {}
+    merge_deltas(pending, view["live"])
+    merge_deltas(pending, live)
+    view["live"] = {}
+    summary = close(view, reason, pending)
+    _record(view, RAW, offset, pending)
+    fatal = event if event["event_type"] == "error" else None
+    return Step("closed", view=view, deltas=pending, summary=summary, fatal_error=fatal)
+
+
+def on_close(
+    view: State | None, agg_offset: int, offset: int, now_ms: int, timeout_ms: float
+) -> Step:
+    """A close request from the expiry scan: end the view if it is still idle."""
+    if view is None:
+        return Step("ignored")
+    if view["offsets"].get(CONTROL, -1) >= offset:
+        return _replay(view, CONTROL, offset, agg_offset)
+    if view["closed"] or now_ms - view["last_received_ms"] < timeout_ms:
+        return Step("ignored")
+    pending: Deltas = {}
+    merge_deltas(pending, view["live"])
+    view["live"] = {}
+    summary = close(view, "timeout", pending)
+    _record(view, CONTROL, offset, pending)
+    return Step("closed", view=view, deltas=pending, summary=summary)
+
+
+def on_purge(view: State | None, now_ms: int, retention_ms: float) -> Step:
+    """Forget an ended view once late events for it are no longer expected."""
+    if view is None or not view["closed"] or now_ms - view["last_received_ms"] < retention_ms:
+        return Step("ignored")
+    return Step("purged", delete=True)
