@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 
 from ingest.config import IngestConfig
 from ingest.errors import KafkaUnavailableError
@@ -27,6 +30,59 @@ Message = tuple[str, bytes | None, bytes]
 ProducerFactory = Callable[[], Any]
 
 _RECONNECT_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)
+
+_MURMUR_M = 0x5BD1E995
+_U32 = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java client ``Utils.murmur2``), unsigned 32-bit.
+
+    The same function as ``aiokafka.partitioner.murmur2``, which reads one byte at a time
+    and masks after every step; reading 4-byte words at once makes it about 2x cheaper.
+    (tests/unit/test_publisher_partitioner.py compares the two.)
+    """
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length >> 2
+    for k in struct.unpack_from(f"<{words}I", data):
+        k = (k * _MURMUR_M) & _U32
+        k ^= k >> 24
+        k = (k * _MURMUR_M) & _U32
+        h = ((h * _MURMUR_M) & _U32) ^ k
+    tail = length & 3
+    if tail:
+        at = length - tail
+        if tail == 3:
+            h ^= data[at + 2] << 16
+        if tail >= 2:
+            h ^= data[at + 1] << 8
+        h ^= data[at]
+        h = (h * _MURMUR_M) & _U32
+    h ^= h >> 13
+    h = (h * _MURMUR_M) & _U32
+    h ^= h >> 15
+    return h
+
+
+_recent_murmur2 = functools.lru_cache(maxsize=4096)(murmur2)
+
+
+class KeyPartitioner:
+    """aiokafka's (and the Java client's) default partitioning, with the faster murmur2.
+
+    Keyed messages go to ``murmur2(key) & 0x7FFFFFFF % partitions``, exactly as before, so
+    a view_id lands on the same partition as with the default partitioner; messages without
+    a key are left to ``DefaultPartitioner``. The events of one request nearly always share
+    their view_id (an SDK batches per player), so hashes are remembered for recent keys.
+    """
+
+    __slots__ = ()
+
+    def __call__(self, key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+        if key is None:
+            return int(DefaultPartitioner()(key, all_partitions, available))
+        return all_partitions[(_recent_murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
 class EventPublisher:
@@ -51,6 +107,7 @@ class EventPublisher:
             compression_type=self._config.compression_type,
             request_timeout_ms=timeout_ms,
             max_batch_size=256 * 1024,
+            partitioner=KeyPartitioner(),
         )
 
     @property

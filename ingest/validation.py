@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -50,6 +51,7 @@ MAX_REJECTED_JSON_CHARS: Final = 65536
 # Players compute completion as currentTime/duration; float noise can overshoot 1.
 COMPLETION_TOLERANCE: Final = 0.01
 MAX_TIMESTAMP_MS: Final = 253402300799999  # 9999-12-31T23:59:59.999Z
+_MAX_FLOAT: Final = sys.float_info.max
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,12 @@ Coerce = Callable[[Any, str, _Errors], Any]
 
 
 def _number(value: Any, path: str, errors: _Errors) -> float | None:
+    # Fast path for the usual case; NaN, infinities and negatives fall through to the checks.
+    kind = type(value)
+    if kind is float and 0.0 <= value <= _MAX_FLOAT:
+        return value  # type: ignore[no-any-return]
+    if kind is int and value >= 0:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         errors.add(path, "wrong_type", "must be a number")
         return None
@@ -284,6 +292,14 @@ _DATA_FIELDS: Final[dict[str, tuple[str, Coerce]]] = {
     "watch_time": ("watch_time", _number),
     "dropped_frames": ("dropped_frames", _count),
 }
+# The same tables with each field's error path ("device.name", "data.bitrate") built once.
+_CONTEXT_SPECS: Final = {
+    name: {key: (avro, coerce, f"{name}.{key}") for key, (avro, coerce) in spec.items()}
+    for name, spec in _CONTEXT_OBJECTS.items()
+}
+_DATA_SPECS: Final = {
+    key: (avro, coerce, f"data.{key}") for key, (avro, coerce) in _DATA_FIELDS.items()
+}
 _REQUIRED_DATA: Final[dict[str, tuple[str, ...]]] = {
     "error": ("error_family",),
     "quartile": ("quartile",),
@@ -315,7 +331,7 @@ def _context_object(
     if not isinstance(value, dict):
         errors.add(name, "wrong_type", "must be an object")
         return None
-    spec = _CONTEXT_OBJECTS[name]
+    spec = _CONTEXT_SPECS[name]
     out: dict[str, Any] = {}
     unknown: dict[str, Any] = {}
     for key, item in value.items():
@@ -323,7 +339,7 @@ def _context_object(
         if field is None:
             unknown[key] = item
         elif item is not None:
-            out[field[0]] = field[1](item, f"{name}.{key}", errors)
+            out[field[0]] = field[1](item, field[2], errors)
     if unknown:
         extra[name] = unknown
     # The SDK always sends "network": {}; an object with no known values is just absent.
@@ -339,11 +355,11 @@ def _data(event_type: str, value: Any, errors: _Errors) -> dict[str, Any] | None
     out: dict[str, Any] = {}
     unknown: dict[str, Any] = {}
     for key, item in value.items():
-        field = _DATA_FIELDS.get(key)
+        field = _DATA_SPECS.get(key)
         if field is None:
             unknown[key] = item
         elif item is not None:
-            out[field[0]] = field[1](item, f"data.{key}", errors)
+            out[field[0]] = field[1](item, field[2], errors)
     for key in _REQUIRED_DATA.get(event_type, ()):
         if value.get(key) is None:
             errors.add(f"data.{key}", "missing", f"is required for {event_type} events")

@@ -144,7 +144,6 @@ class Processor:
         self.app.page("/health")(_health_view(self))
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._on_shutdown)
-        self.app.on_worker_init.connect(self._on_worker_init)
 
     # --- the agent ------------------------------------------------------------------------
 
@@ -315,6 +314,9 @@ class Processor:
             # Push only what is durable: after a crash the restored state is never behind
             # what was pushed, so no counter goes backwards.
             await self._durable()
+            for pusher in (self.remote_write, self.loki):
+                if pusher is not None:
+                    pusher.start()
             if self.remote_write is not None:
                 tenant = "org" if self.config.remote_write_tenant_per_org else None
                 for request in remote_write_requests(samples, tenant):
@@ -357,13 +359,6 @@ class Processor:
                     self.positions.pop(tp.partition, None)
                     with contextlib.suppress(KeyError):
                         self.metrics.lag.remove(str(tp.partition))
-
-    def _on_worker_init(
-        self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
-    ) -> None:
-        for pusher in (self.remote_write, self.loki):
-            if pusher is not None:
-                pusher.start()
 
     async def _on_shutdown(
         self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any

@@ -82,7 +82,10 @@ class Pusher:
         self._thread = threading.Thread(target=self._run, name=f"push-{target}", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        """Start the sender thread (idempotent)."""
+        with self._cond:
+            if not self._thread.is_alive() and not self._stopping:
+                self._thread.start()
 
     def submit(self, request: PushRequest) -> None:
         with self._cond:
@@ -102,6 +105,8 @@ class Pusher:
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Block until everything submitted was sent or dropped (or the timeout)."""
+        if not self._thread.is_alive():
+            return not self._queue
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while self._queue or self._busy:
@@ -117,7 +122,8 @@ class Pusher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         backoff = MIN_BACKOFF_S

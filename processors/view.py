@@ -252,7 +252,10 @@ def apply_event(view: State, event: Mapping[str, Any], deltas: Deltas) -> str | 
     elif kind == "stall_end":
         _end_stall(view, t, deltas, data.get("stall_duration"))
     elif kind == "quality_change":
-        new = data.get("new_bitrate", data.get("bitrate"))
+        # Decoded events carry every field; absent ones are None.
+        new = data.get("new_bitrate")
+        if new is None:
+            new = data.get("bitrate")
         old = view["bitrate"] if view["bitrate"] is not None else data.get("previous_bitrate")
         if new is not None and old is not None and new != old:
             up = new > old

@@ -95,7 +95,11 @@ def _write_string(out: bytearray, value: Any) -> None:
         data = value.encode()
     except UnicodeEncodeError:  # lone surrogates: let fastavro report it
         raise _Unsupported from None
-    _varint(out, len(data) << 1)
+    n = len(data) << 1
+    if n < 0x80:
+        out.append(n)
+    else:
+        _varint(out, n)
     out += data
 
 
@@ -144,26 +148,134 @@ def _compile(schema: Any, named: dict[str, _Writer]) -> tuple[_Writer, type]:
     raise _NotCompilable(kind)
 
 
+# Statements that write the value in ``v`` (one Avro primitive), for generated record writers.
+_INLINE: dict[str, list[str]] = {
+    "string": [
+        "if type(v) is not str:",
+        "    raise _Unsupported",
+        "try:",
+        "    b = v.encode()",
+        "except UnicodeEncodeError:",
+        "    raise _Unsupported from None",  # lone surrogates: let fastavro report it
+        "n = len(b) << 1",
+        "if n < 0x80:",
+        "    append(n)",
+        "else:",
+        "    _varint(out, n)",
+        "out += b",
+    ],
+    "long": [
+        "if type(v) is not int or not _LONG_MIN <= v <= _LONG_MAX:",
+        "    raise _Unsupported",
+        "n = (v << 1) ^ (v >> 63)",
+        "if n < 0x80:",
+        "    append(n)",
+        "else:",
+        "    _varint(out, n)",
+    ],
+    "int": [
+        "if type(v) is not int or not _INT_MIN <= v <= _INT_MAX:",
+        "    raise _Unsupported",
+        "n = (v << 1) ^ (v >> 63)",
+        "if n < 0x80:",
+        "    append(n)",
+        "else:",
+        "    _varint(out, n)",
+    ],
+    "double": [
+        "if type(v) is not float:",
+        "    raise _Unsupported",
+        "out += _pack_double(v)",
+    ],
+    "boolean": [
+        "if v is True:",
+        "    append(1)",
+        "elif v is False:",
+        "    append(0)",
+        "else:",
+        "    raise _Unsupported",
+    ],
+    "null": [
+        "if v is not None:",
+        "    raise _Unsupported",
+    ],
+}
+
+
+def _primitive_name(schema: Any) -> str | None:
+    """The primitive a (parsed) schema writes inline, or None."""
+    if isinstance(schema, str):
+        return schema if schema in _INLINE else None
+    if isinstance(schema, dict):
+        kind, logical = schema.get("type"), schema.get("logicalType")
+        if logical is None:
+            return kind if isinstance(kind, str) and kind in _INLINE else None
+        if (kind, logical) in _PASS_THROUGH_LOGICAL:
+            return str(kind)
+    return None
+
+
 def _compile_record(schema: dict[str, Any], named: dict[str, _Writer]) -> _Writer:
-    fields: list[tuple[str, Any, _Writer]] = []
-    required: set[str] = set()
-    for field in schema["fields"]:
-        if "default" not in field:
-            required.add(field["name"])
-        fields.append((field["name"], field.get("default"), _compile(field["type"], named)[0]))
-    names = frozenset(f[0] for f in fields)
-    required_names = frozenset(required)
+    """Generate, compile and return straight-line Python that writes one record.
 
-    def write_record(out: bytearray, value: Any) -> None:
+    One function per record type, with the fields in schema order and primitives written
+    inline (no call per field): about twice as fast as a loop over per-field closures.
+    Nested records, arrays and general unions call their own compiled writers.
+    """
+    namespace: dict[str, Any] = {
+        "_Unsupported": _Unsupported,
+        "_varint": _varint,
+        "_pack_double": _pack_double,
+        "_LONG_MIN": _LONG_MIN,
+        "_LONG_MAX": _LONG_MAX,
+        "_INT_MIN": _INT_MIN,
+        "_INT_MAX": _INT_MAX,
+    }
+
+    def constant(value: Any) -> str:
+        name = f"_c{len(namespace)}"
+        namespace[name] = value
+        return name
+
+    def write_value(kind: Any, indent: str) -> list[str]:
+        primitive = _primitive_name(kind)
+        if primitive is not None:
+            return [indent + line for line in _INLINE[primitive]]
+        writer, python_type = _compile(kind, named)
+        if python_type is object:
+            raise _NotCompilable("union inside a union")
+        return [f"{indent}{constant(writer)}(out, v)"]
+
+    names = frozenset(field["name"] for field in schema["fields"])
+    required = frozenset(field["name"] for field in schema["fields"] if "default" not in field)
+    body = [
+        "def write_record(out, value):",
         # strict_allow_default: no unknown keys; a missing key only where there is a default.
-        if type(value) is not dict or not value.keys() <= names:
-            raise _Unsupported
-        if not required_names <= value.keys():
-            raise _Unsupported
-        get = value.get
-        for name, default, writer in fields:
-            writer(out, get(name, default))
-
+        f"    if type(value) is not dict or not value.keys() <= {constant(names)}:",
+        "        raise _Unsupported",
+        f"    if not {constant(required)} <= value.keys():",
+        "        raise _Unsupported",
+        "    get = value.get",
+        "    append = out.append",
+    ]
+    for field in schema["fields"]:
+        name, kind = field["name"], field["type"]
+        if name in required:
+            body.append(f"    v = value[{name!r}]")
+        elif field["default"] is None:
+            body.append(f"    v = get({name!r})")
+        else:
+            body.append(f"    v = get({name!r}, {constant(field['default'])})")
+        if isinstance(kind, list) and len(kind) == 2 and kind[0] == "null":
+            # ["null", T]: branch 0 for None (no call), else branch 1 and the T.
+            body += ["    if v is None:", "        append(0)", "    else:", "        append(2)"]
+            body += write_value(kind[1], "        ")
+        else:
+            body += write_value(kind, "    ")
+    source = "\n".join(body) + "\n"
+    code = compile(source, f"<avro writer for {schema['name']}>", "exec")
+    exec(code, namespace)  # noqa: S102 - source generated above from the schema, names via repr
+    write_record: _Writer = namespace["write_record"]
     named[schema["name"]] = write_record
     return write_record
 

@@ -9,7 +9,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +23,8 @@ from ingest.app import create_app
 from ingest.config import IngestConfig, Secret
 from ingest.handlers import STATE
 from ingest.topics import TopicsConfig, ensure_topics
+from tests.fakes.loki import FakeLoki
+from tests.integration.pipeline import PrometheusServer
 
 TEST_KEY = "test-key-org-test"
 OTHER_KEY = "test-key-org-other"
@@ -138,3 +140,24 @@ async def consume(
 
 def auth(key: str = TEST_KEY) -> dict[str, str]:
     return {"X-API-Key": key, "Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """Debian's Prometheus with its remote-write receiver (stands in for Mimir)."""
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_loki() -> Iterator[FakeLoki]:
+    """A strict fake Loki: Loki itself cannot be installed here (AGPL, no package)."""
+    loki = FakeLoki()
+    loki.start()
+    try:
+        yield loki
+    finally:
+        loki.stop()

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from ingest.validation import validate_event
 from processors import scores
 from processors.dims import DimensionCaps
 from processors.step import Step, on_close, on_event, on_purge
 from processors.view import State
+from schemas import player_event_codec, player_event_reader
 
 T0 = 1_795_000_000_000
 LABELS = DimensionCaps().labels
@@ -19,7 +21,8 @@ LABELS = DimensionCaps().labels
 def ev(
     kind: str, t: int, view_id: str = "v1", event_id: str | None = None, **data: Any
 ) -> dict[str, Any]:
-    return {
+    """The event as the processor sees it: validated by the collector, through Avro."""
+    raw = {
         "event_id": event_id,
         "event_type": kind,
         "event_time": T0 + t,
@@ -33,6 +36,9 @@ def ev(
         "device": {"category": "desktop"},
         "data": data or None,
     }
+    record = validate_event(raw, now_ms=T0 + t, org_id=None)
+    assert isinstance(record, dict), record
+    return player_event_reader().decode(player_event_codec().encode(record))
 
 
 class Run:

@@ -1,0 +1,192 @@
+"""Helpers to run the real pieces: Debian's Prometheus and processor worker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+
+from ingest.topics import TopicsConfig
+
+REPO = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout_s: float = 60, every_s: float = 0.25
+) -> T:
+    """Poll ``check`` until it returns something truthy, or fail with ``what``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every_s)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+class PrometheusServer:
+    """Debian's prometheus binary with the remote-write receiver, standing in for Mimir."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            pytest.fail("prometheus is not installed (apt-get install prometheus; .ci/run does it)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "prometheus.yml"
+        config.write_text("global:\n  scrape_interval: 15s\n")
+        self.log = (workdir / "prometheus.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--web.enable-remote-write-receiver",
+                "--web.enable-lifecycle",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for("Prometheus ready", self._ready, 30)
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        response = requests.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def value(self, promql: str) -> float | None:
+        """The single value of an instant vector query, or None when it is empty."""
+        result = self.query(promql)
+        if not result:
+            return None
+        assert len(result) == 1, result
+        return float(result[0]["value"][1])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(20)
+        self.log.close()
+
+
+class ProcessorWorker:
+    """One ``python -m processors`` worker process."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "PROCESSOR_WEB_PORT": str(self.port)}
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "processors"],
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"processor exited with {self.process.returncode}:\n{self.tail()}")
+        try:
+            return requests.get(f"{self.url}/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a metric of the worker's own /metrics matching ``labels``."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(f"{self.url}/metrics", timeout=5).text
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    total += sample.value
+        return total
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """kill -9: no flush, no commit, no goodbye."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+        self.log.close()
+
+    def stop(self, timeout_s: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.log.close()
+        return self.process.returncode
+
+
+def processor_env(
+    topics: TopicsConfig,
+    *,
+    app_id: str,
+    data_dir: Path,
+    remote_write_url: str,
+    loki_url: str | None = None,
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
+        "INGEST_RAW_TOPIC": topics.raw_topic,
+        "PROCESSOR_VIEWS_TOPIC": topics.views_topic,
+        "PROCESSOR_CONTROL_TOPIC": topics.control_topic,
+        "OPENQOE_RAW_PARTITIONS": str(topics.raw_partitions),
+        "PROCESSOR_APP_ID": app_id,
+        "PROCESSOR_DATA_DIR": str(data_dir),
+        "PROCESSOR_STORE": "rocksdb://",
+        "PROCESSOR_REMOTE_WRITE_URL": remote_write_url,
+        "PROCESSOR_FLUSH_INTERVAL_S": "1",
+        "PROCESSOR_VIEW_TIMEOUT_S": "4",
+        "PROCESSOR_CLOSED_VIEW_RETENTION_S": "600",
+        "PROCESSOR_EXPIRY_SCAN_INTERVAL_S": "0.5",
+        "LOG_LEVEL": "WARNING",
+    }
+    if loki_url:
+        env["PROCESSOR_LOKI_URL"] = loki_url
+    env.update(extra)
+    return env
