@@ -78,6 +78,8 @@ class Processor:
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=1.0,
+            broker_session_timeout=config.session_timeout_s,
+            broker_heartbeat_interval=config.session_timeout_s / 10,
             producer_acks=-1,
             producer_linger=0.005,
             stream_wait_empty=True,
@@ -269,11 +271,26 @@ class Processor:
             if tp.topic == self.config.raw_topic
         }
 
+    async def _caught_up(self, partitions: set[int]) -> set[int]:
+        """Partitions with no known backlog: a view of a lagging partition may have events
+        waiting to be processed, so it is not idle however old its last event is."""
+        done = set()
+        consumer = self.app.consumer
+        for partition in partitions:
+            tp = faust.types.TP(self.config.raw_topic, partition)
+            highwater = consumer.highwater(tp)
+            position = self.positions.get(partition)
+            if position is None:
+                position = await consumer.position(tp)
+            if highwater is None or position is None or position >= highwater:
+                done.add(partition)
+        return done
+
     async def _expiry_scan(self) -> None:
         if self.app.rebalancing or self.app.in_recovery:
             return
         now_ms = self.clock() * 1000
-        active = self._active_partitions()
+        active = await self._caught_up(self._active_partitions())
         requests: list[tuple[State, str]] = []
         for key, view in list(self.state.items()):
             if not key.startswith(VIEW_PREFIX) or view["partition"] not in active:

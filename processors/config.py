@@ -33,6 +33,8 @@ class ProcessorConfig:
     expiry_scan_interval_s: float = 10.0
     heartbeat_interval_s: float = 10.0
     flush_interval_s: float = 10.0
+    # How long the group waits for a silent worker before moving its partitions.
+    session_timeout_s: float = 30.0
     remote_write_url: str | None = None
     remote_write_username: str | None = None
     remote_write_password: str | None = field(default=None, repr=False)
@@ -56,6 +58,8 @@ class ProcessorConfig:
                 "PROCESSOR_CLOSED_VIEW_RETENTION_S must be >= PROCESSOR_VIEW_TIMEOUT_S, so that "
                 "late events of a timed-out view are recognised as late."
             )
+        if not 6 <= self.session_timeout_s <= 300:
+            raise ConfigError("PROCESSOR_SESSION_TIMEOUT_S must be between 6 and 300 seconds")
         if self.store not in ("rocksdb://", "memory://"):
             raise ConfigError("PROCESSOR_STORE must be rocksdb:// or memory://")
 
@@ -116,6 +120,7 @@ class ProcessorConfig:
                 "PROCESSOR_HEARTBEAT_INTERVAL_S", float, d.heartbeat_interval_s
             ),
             flush_interval_s=get("PROCESSOR_FLUSH_INTERVAL_S", float, d.flush_interval_s),
+            session_timeout_s=get("PROCESSOR_SESSION_TIMEOUT_S", float, d.session_timeout_s),
             remote_write_url=get("PROCESSOR_REMOTE_WRITE_URL", str, None) or None,
             remote_write_username=get("PROCESSOR_REMOTE_WRITE_USERNAME", str, None) or None,
             remote_write_password=get("PROCESSOR_REMOTE_WRITE_PASSWORD", str, None) or None,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ingest.topics import TopicsConfig
-from schemas import view_summary_codec
+from schemas import SingleObjectCodec, load_schema
 from tests.fakes.loki import FakeLoki
 from tests.integration.conftest import CollectorFactory, consume
 from tests.integration.pipeline import ProcessorWorker, PrometheusServer, processor_env, wait_for
@@ -50,9 +50,10 @@ def wait_all_ended(
 
 async def latest_summaries(topics: TopicsConfig, expected: int) -> dict[str, dict[str, Any]]:
     records = await consume(topics.kafka_bootstrap_servers, topics.views_topic, expected=expected)
+    codec = SingleObjectCodec(load_schema("view_summary"), logical_types=False)
     summaries: dict[str, dict[str, Any]] = {}
     for record in records:
-        summary = view_summary_codec().decode(record.value)
+        summary = codec.decode(record.value)
         assert record.key == summary["view_id"].encode()
         previous = summaries.get(summary["view_id"])
         # At-least-once: a view may be published twice, but always with the same values.
