@@ -49,16 +49,22 @@ class PrometheusServer:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("prometheus is not installed (apt-get install prometheus; .ci/run does it)")
+        self.binary = binary
+        self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = workdir / "prometheus.yml"
-        config.write_text("global:\n  scrape_interval: 15s\n")
-        self.log = (workdir / "prometheus.log").open("wb")
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
+        self.start()
+
+    def start(self) -> None:
+        """Start (or restart, on the same port and data) the server."""
+        self.log = (self.workdir / "prometheus.log").open("ab")
         self.process = subprocess.Popen(
             [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={workdir / 'data'}",
+                self.binary,
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-remote-write-receiver",
                 "--web.enable-lifecycle",
