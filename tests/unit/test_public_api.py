@@ -13,7 +13,7 @@ from ingest.config import IngestConfig
 from tests.events import FIXTURES
 
 
-@pytest.mark.parametrize("package", ["ingest", "schemas"])
+@pytest.mark.parametrize("package", ["ingest", "processors", "schemas"])
 def test_all_names_exist(package: str) -> None:
     module = importlib.import_module(package)
     assert len(set(module.__all__)) == len(module.__all__)
