@@ -202,7 +202,10 @@ async def run(
                     delay = due - time.time()
                     if delay > 0:
                         if batch:
-                            accepted += await post(session, url, batch)
+                            # Await first: "accepted += await ..." would lose updates
+                            # made by other views while this one waits.
+                            n = await post(session, url, batch)
+                            accepted += n
                             sent += len(batch)
                             batch = []
                         await asyncio.sleep(delay)
@@ -210,7 +213,8 @@ async def run(
                     if time.monotonic() >= stop_at:
                         break
                 if batch:
-                    accepted += await post(session, url, batch)
+                    n = await post(session, url, batch)
+                    accepted += n
                     sent += len(batch)
 
         await asyncio.gather(*(one_view() for _ in range(views)))
