@@ -45,7 +45,7 @@ def wait_for(
 class PrometheusServer:
     """Debian's prometheus binary with the remote-write receiver, standing in for Mimir."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, config: str | None = None) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("prometheus is not installed (apt-get install prometheus; .ci/run does it)")
@@ -54,8 +54,13 @@ class PrometheusServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
+        (workdir / "prometheus.yml").write_text(config or "global:\n  scrape_interval: 15s\n")
         self.start()
+
+    def reload(self, config: str) -> None:
+        """Replace the configuration (prometheus.yml) of the running server."""
+        (self.workdir / "prometheus.yml").write_text(config)
+        requests.post(f"{self.url}/-/reload", timeout=10).raise_for_status()
 
     def start(self) -> None:
         """Start (or restart, on the same port and data) the server."""
@@ -196,3 +201,25 @@ def processor_env(
         env["PROCESSOR_LOKI_URL"] = loki_url
     env.update(extra)
     return env
+
+
+def start_worker(
+    topics: TopicsConfig,
+    workdir: Path,
+    org: str,
+    remote_write_url: str,
+    loki_url: str | None = None,
+    **extra: str,
+) -> ProcessorWorker:
+    """A healthy worker for one test's ``org``, with its own app id and data dir."""
+    env = processor_env(
+        topics,
+        app_id=f"test-{org}",
+        data_dir=workdir / f"worker-{org}",
+        remote_write_url=remote_write_url,
+        loki_url=loki_url,
+        **extra,
+    )
+    worker = ProcessorWorker(env, workdir / f"worker-{org}.log")
+    wait_for("processor healthy", worker.healthy, 60)
+    return worker

@@ -14,7 +14,7 @@ from ingest.topics import TopicsConfig
 from schemas import SingleObjectCodec, load_schema
 from tests.fakes.loki import FakeLoki
 from tests.integration.conftest import CollectorFactory, consume
-from tests.integration.pipeline import ProcessorWorker, PrometheusServer, processor_env, wait_for
+from tests.integration.pipeline import ProcessorWorker, PrometheusServer, start_worker, wait_for
 from tests.scenarios import EXPECTED_COUNTERS, EXPECTED_VIEWS, VIEWS, view_events
 
 pytestmark = pytest.mark.kafka
@@ -78,18 +78,8 @@ async def test_scripted_views_give_exact_counters_histograms_summaries_and_logs(
     tmp_path: Path,
 ) -> None:
     org = f"e2e{uuid.uuid4().hex[:8]}"
-    worker = ProcessorWorker(
-        processor_env(
-            topics,
-            app_id=f"test-{org}",
-            data_dir=tmp_path / "worker",
-            remote_write_url=prometheus.write_url,
-            loki_url=fake_loki.url,
-        ),
-        tmp_path / "worker.log",
-    )
+    worker = start_worker(topics, tmp_path, org, prometheus.write_url, loki_url=fake_loki.url)
     try:
-        wait_for("processor healthy", worker.healthy, 60)
         client = await make_collector(auth_disabled=True)
         await send_views(client, org, org)
         wait_all_ended(prometheus, org, worker)

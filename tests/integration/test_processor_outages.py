@@ -11,7 +11,7 @@ import pytest
 from ingest.topics import TopicsConfig
 from tests.fakes.loki import FakeLoki
 from tests.integration.conftest import CollectorFactory
-from tests.integration.pipeline import ProcessorWorker, PrometheusServer, processor_env, wait_for
+from tests.integration.pipeline import ProcessorWorker, PrometheusServer, start_worker, wait_for
 from tests.integration.test_processor_e2e import check_counters, send_views, wait_all_ended
 from tests.scenarios import VIEWS
 
@@ -27,17 +27,8 @@ async def test_prometheus_down_then_back_nothing_lost_within_the_buffer(
 ) -> None:
     prometheus = PrometheusServer(tmp_path / "prom")
     org = f"down{uuid.uuid4().hex[:8]}"
-    worker = ProcessorWorker(
-        processor_env(
-            topics,
-            app_id=f"test-{org}",
-            data_dir=tmp_path / "w",
-            remote_write_url=prometheus.write_url,
-        ),
-        tmp_path / "worker.log",
-    )
+    worker = start_worker(topics, tmp_path, org, prometheus.write_url)
     try:
-        wait_for("processor healthy", worker.healthy, 60)
         prometheus.stop()
         outage_started = time.time()
         client = await make_collector(auth_disabled=True)
@@ -78,18 +69,10 @@ async def test_remote_write_overflow_is_counted_and_totals_recover(
 ) -> None:
     prometheus = PrometheusServer(tmp_path / "prom")
     org = f"ovf{uuid.uuid4().hex[:8]}"
-    worker = ProcessorWorker(
-        processor_env(
-            topics,
-            app_id=f"test-{org}",
-            data_dir=tmp_path / "w",
-            remote_write_url=prometheus.write_url,
-            PROCESSOR_REMOTE_WRITE_MAX_PENDING="2",
-        ),
-        tmp_path / "worker.log",
+    worker = start_worker(
+        topics, tmp_path, org, prometheus.write_url, PROCESSOR_REMOTE_WRITE_MAX_PENDING="2"
     )
     try:
-        wait_for("processor healthy", worker.healthy, 60)
         prometheus.stop()
         client = await make_collector(auth_disabled=True)
         await send_views(client, org, org)
@@ -125,18 +108,8 @@ async def test_loki_down_is_retried_and_loki_rejections_are_dropped_and_counted(
 ) -> None:
     org = f"loki{uuid.uuid4().hex[:8]}"
     fake_loki.fail_next = 4  # 503 for the next four pushes
-    worker = ProcessorWorker(
-        processor_env(
-            topics,
-            app_id=f"test-{org}",
-            data_dir=tmp_path / "w",
-            remote_write_url=prometheus.write_url,
-            loki_url=fake_loki.url,
-        ),
-        tmp_path / "worker.log",
-    )
+    worker = start_worker(topics, tmp_path, org, prometheus.write_url, loki_url=fake_loki.url)
     try:
-        wait_for("processor healthy", worker.healthy, 60)
         client = await make_collector(auth_disabled=True)
         await send_views(client, org, org)
         wait_for(
