@@ -35,6 +35,9 @@ class ProcessorConfig:
     flush_interval_s: float = 10.0
     # How long the group waits for a silent worker before moving its partitions.
     session_timeout_s: float = 30.0
+    # Static group membership (e.g. the pod name): a restart within the session timeout
+    # keeps the partitions and causes no rebalance.
+    group_instance_id: str | None = None
     remote_write_url: str | None = None
     remote_write_username: str | None = None
     remote_write_password: str | None = field(default=None, repr=False)
@@ -58,8 +61,9 @@ class ProcessorConfig:
                 "PROCESSOR_CLOSED_VIEW_RETENTION_S must be >= PROCESSOR_VIEW_TIMEOUT_S, so that "
                 "late events of a timed-out view are recognised as late."
             )
-        if not 6 <= self.session_timeout_s <= 300:
-            raise ConfigError("PROCESSOR_SESSION_TIMEOUT_S must be between 6 and 300 seconds")
+        if not 6 <= self.session_timeout_s <= 60:
+            # The consumer's request timeout must stay above it (Kafka rejects the join).
+            raise ConfigError("PROCESSOR_SESSION_TIMEOUT_S must be between 6 and 60 seconds")
         if self.store not in ("rocksdb://", "memory://"):
             raise ConfigError("PROCESSOR_STORE must be rocksdb:// or memory://")
 
@@ -121,6 +125,7 @@ class ProcessorConfig:
             ),
             flush_interval_s=get("PROCESSOR_FLUSH_INTERVAL_S", float, d.flush_interval_s),
             session_timeout_s=get("PROCESSOR_SESSION_TIMEOUT_S", float, d.session_timeout_s),
+            group_instance_id=get("PROCESSOR_GROUP_INSTANCE_ID", str, None) or None,
             remote_write_url=get("PROCESSOR_REMOTE_WRITE_URL", str, None) or None,
             remote_write_username=get("PROCESSOR_REMOTE_WRITE_USERNAME", str, None) or None,
             remote_write_password=get("PROCESSOR_REMOTE_WRITE_PASSWORD", str, None) or None,
