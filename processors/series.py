@@ -20,6 +20,39 @@ from processors.view import State
 LIVE_STATES = ("loading", "playing", "buffering")
 
 
+class NewSeries:
+    """Which series this worker has already exported, per partition.
+
+    Prometheus' ``rate()`` and ``increase()`` take a series' first sample as its starting
+    point, so the increments that created a series would be lost. A series that appears
+    while this worker owns its partition is brand new (a partition's state lives in one
+    place), so it is preceded by a 0 sample. Series present at the first export after a
+    partition was assigned already exist downstream and are only remembered: a 0 there
+    would look like a counter reset.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, set[tuple[str, ...]]] = {}
+        self._baseline: set[int] = set()
+
+    def begin(self, partitions: Iterable[int]) -> None:
+        """Start an export of these partitions; unknown ones are taken as a baseline."""
+        self._baseline = {p for p in partitions if p not in self._seen}
+        for partition in self._baseline:
+            self._seen[partition] = set()
+
+    def is_new(self, partition: int, identity: tuple[str, ...]) -> bool:
+        seen = self._seen.setdefault(partition, set())
+        if identity in seen:
+            return False
+        seen.add(identity)
+        return partition not in self._baseline
+
+    def forget(self, partition: int) -> None:
+        """The partition moved away; if it comes back, its series are a baseline again."""
+        self._seen.pop(partition, None)
+
+
 def _slot(
     table: dict[tuple[int, str], dict[str, Any]], partition: int, labels: dict[str, str]
 ) -> dict[str, Any]:
@@ -42,8 +75,13 @@ def build_samples(
     open_views: Iterable[State],
     now_ms: int,
     concurrency_window_ms: float,
+    new_series: NewSeries | None = None,
 ) -> list[Sample]:
-    """All series of the given partitions' state, stamped ``now_ms``."""
+    """All series of the given partitions' state, stamped ``now_ms``.
+
+    With ``new_series``, a counter or histogram series seen for the first time gets a 0
+    sample one millisecond earlier (see ``NewSeries``).
+    """
     slots: dict[tuple[int, str], dict[str, Any]] = {}
     for agg in aggregates:
         slot = _slot(slots, agg["partition"], agg["labels"])
@@ -72,8 +110,18 @@ def build_samples(
                 observe(histogram, buckets, value)
 
     samples: list[Sample] = []
-    for slot in slots.values():
-        base = {**slot["labels"], "partition": str(slot["partition"])}
+    if new_series is not None:
+        new_series.begin({slot["partition"] for slot in slots.values()})
+
+    def emit(
+        series: list[tuple[dict[str, str], float]], identity: tuple[str, ...], partition: int
+    ) -> None:
+        if new_series is not None and new_series.is_new(partition, identity):
+            samples.extend(Sample(labels, 0.0, now_ms - 1) for labels, _ in series)
+        samples.extend(Sample(labels, value, now_ms) for labels, value in series)
+
+    for (partition, labels_key), slot in slots.items():
+        base = {**slot["labels"], "partition": str(partition)}
         for key, value in slot["c"].items():
             name, values = split_key(key)
             metric = COUNTERS[name]
@@ -82,41 +130,26 @@ def build_samples(
                 **dict(zip(metric.labels, values, strict=True)),
                 "__name__": metric.name,
             }
-            samples.append(Sample(labels, float(value), now_ms))
+            emit([(labels, float(value))], (labels_key, key), partition)
         for key, histogram in slot["h"].items():
             name, values = split_key(key)
             metric = HISTOGRAMS[name]
             labels = {**base, **dict(zip(metric.labels, values, strict=True))}
+            series: list[tuple[dict[str, str], float]] = []
             cumulative = 0
             for bound, count in zip((*metric.buckets, float("inf")), histogram["b"], strict=True):
                 cumulative += count
-                samples.append(
-                    Sample(
-                        {**labels, "__name__": f"{metric.name}_bucket", "le": format_le(bound)},
-                        float(cumulative),
-                        now_ms,
-                    )
-                )
-            samples.append(
-                Sample(
-                    {**labels, "__name__": f"{metric.name}_sum"}, float(histogram["sum"]), now_ms
-                )
+                bucket = {**labels, "__name__": f"{metric.name}_bucket", "le": format_le(bound)}
+                series.append((bucket, float(cumulative)))
+            series.append(({**labels, "__name__": f"{metric.name}_sum"}, float(histogram["sum"])))
+            series.append(
+                ({**labels, "__name__": f"{metric.name}_count"}, float(histogram["count"]))
             )
-            samples.append(
-                Sample(
-                    {**labels, "__name__": f"{metric.name}_count"},
-                    float(histogram["count"]),
-                    now_ms,
-                )
-            )
-        samples.append(
-            Sample(
-                {**base, "__name__": GAUGES["concurrent_viewers"].name},
-                float(slot["concurrent"]),
-                now_ms,
-            )
-        )
-        samples.append(
-            Sample({**base, "__name__": GAUGES["active_views"].name}, float(slot["active"]), now_ms)
-        )
+            emit(series, (labels_key, key), partition)
+        # Gauges are not rates: they need no 0 before their first value.
+        for gauge, value in (
+            ("concurrent_viewers", slot["concurrent"]),
+            ("active_views", slot["active"]),
+        ):
+            samples.append(Sample({**base, "__name__": GAUGES[gauge].name}, float(value), now_ms))
     return samples

@@ -190,3 +190,37 @@ def test_one_request_per_tenant_when_multi_tenant() -> None:
     requests = remote_write_requests(samples, "org")
     assert sorted((r.tenant, r.items) for r in requests) == [("a", 2), ("b", 1)]
     assert [r.tenant for r in remote_write_requests(samples, None)] == [None]
+
+
+def test_series_that_appear_later_start_with_a_zero_but_restored_ones_do_not() -> None:
+    from processors.series import NewSeries
+
+    tracker = NewSeries()
+    agg = histogram_agg()
+    first = build_samples([agg], [], now_ms=10_000, concurrency_window_ms=1, new_series=tracker)
+    assert all(s.timestamp_ms == 10_000 for s in first)  # baseline after assignment: no zeros
+
+    agg["c"]["views_ended|failed"] = 1
+    agg["c"]["views_started"] = 5
+    second = build_samples([agg], [], now_ms=20_000, concurrency_window_ms=1, new_series=tracker)
+    zeros = [s for s in second if s.timestamp_ms == 19_999]
+    assert [(s.labels["__name__"], s.labels.get("outcome"), s.value) for s in zeros] == [
+        ("openqoe_views_ended_total", "failed", 0.0)
+    ]
+    # The zero precedes the real sample of the same series in the request.
+    failed = [s for s in second if s.labels.get("outcome") == "failed"]
+    assert [(s.timestamp_ms, s.value) for s in failed] == [(19_999, 0.0), (20_000, 1.0)]
+
+    agg["h"]["seek_latency_seconds"] = {"b": [1] + [0] * 9, "sum": 0.05, "count": 1}
+    third = build_samples([agg], [], now_ms=30_000, concurrency_window_ms=1, new_series=tracker)
+    zero_names = {s.labels["__name__"] for s in third if s.timestamp_ms == 29_999}
+    assert zero_names == {
+        "openqoe_seek_latency_seconds_bucket",
+        "openqoe_seek_latency_seconds_sum",
+        "openqoe_seek_latency_seconds_count",
+    }
+
+    tracker.forget(3)  # the partition moved away and came back: its series exist downstream
+    agg["c"]["seeks"] = 1
+    fourth = build_samples([agg], [], now_ms=40_000, concurrency_window_ms=1, new_series=tracker)
+    assert all(s.timestamp_ms == 40_000 for s in fourth)
