@@ -51,6 +51,7 @@ MAX_REJECTED_JSON_CHARS: Final = 65536
 # Players compute completion as currentTime/duration; float noise can overshoot 1.
 COMPLETION_TOLERANCE: Final = 0.01
 MAX_TIMESTAMP_MS: Final = 253402300799999  # 9999-12-31T23:59:59.999Z
+MAX_INT: Final = 2**63
 _MAX_FLOAT: Final = sys.float_info.max
 
 
@@ -91,10 +92,14 @@ def _number(value: Any, path: str, errors: _Errors) -> float | None:
     kind = type(value)
     if kind is float and 0.0 <= value <= _MAX_FLOAT:
         return value  # type: ignore[no-any-return]
-    if kind is int and value >= 0:
+    if kind is int and 0 <= value <= MAX_INT:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         errors.add(path, "wrong_type", "must be a number")
+        return None
+    # JSON integers are unbounded; past 2^63 they are nonsense here (and too big for a float).
+    if isinstance(value, int) and abs(value) > MAX_INT:
+        errors.add(path, "out_of_range", "must be below 2^63")
         return None
     if not math.isfinite(value):
         errors.add(path, "out_of_range", "must be finite")
@@ -155,7 +160,9 @@ def _text(value: Any, path: str, errors: _Errors) -> str | None:
 
 def _code(value: Any, path: str, errors: _Errors) -> str | None:
     # Players report error codes as numbers or strings; keep one type on the wire.
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_INT:
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
         return str(int(value)) if float(value).is_integer() else str(value)
     return _label(value, path, errors)
 
@@ -372,7 +379,7 @@ def _timestamp(value: Any, path: str, errors: _Errors) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         errors.add(path, "wrong_type", "must be a number (Unix milliseconds)")
         return None
-    if not math.isfinite(value) or value <= 0 or value > MAX_TIMESTAMP_MS:
+    if value <= 0 or value > MAX_TIMESTAMP_MS or not math.isfinite(value):
         errors.add(path, "out_of_range", "must be a positive Unix time in milliseconds")
         return None
     return round(value)

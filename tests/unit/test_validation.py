@@ -157,6 +157,21 @@ def test_each_bad_input_class_gets_a_precise_error(
     assert errors(raw) == expected
 
 
+def test_absurd_json_numbers_are_field_errors_not_crashes() -> None:
+    huge = 10**400  # JSON integers are unbounded
+    assert errors(event("playing", NOW, playback_time=huge)) == [("playback_time", "out_of_range")]
+    assert errors(event("playing", NOW, event_time=huge)) == [("event_time", "out_of_range")]
+    assert errors(event("playing", NOW, playback_time=float("inf"))) == [
+        ("playback_time", "out_of_range")
+    ]  # what json.loads makes of 1e400
+    assert errors(event("error", NOW, data={"error_family": "x", "error_code": huge})) == [
+        ("data.error_code", "wrong_type")
+    ]
+    assert errors(event("heartbeat", NOW, data={"dropped_frames": huge})) == [
+        ("data.dropped_frames", "out_of_range")
+    ]
+
+
 def test_all_errors_of_one_event_are_reported_together() -> None:
     raw = {"event_type": "dance", "data": {"quartile": 30}}
     assert errors(raw) == [
