@@ -22,18 +22,27 @@ What one run does:
     not hidden by the client backing off (no coordinated omission);
   - ``baseline-bB``: no HTTP, no collector: a raw aiokafka producer with the collector's
     producer settings sends the same events, Avro-encoded once up front, B at a time with
-    ``--connections`` concurrent senders, gathering the futures per batch like the collector;
+    ``--connections`` concurrent senders, awaiting each batch's acknowledgements the way
+    ``ingest/publisher.py`` does (``baseline-bB-gather``: with ``asyncio.gather``);
   - ``profile-bB``: the closed-loop scenario against a second collector running under
     ``cProfile``; its throughput is not a result (profiling slows Python code down), its
     breakdown of where the collector's time goes is;
+  - ``spy-bB``: the closed-loop scenario while py-spy (dev extra) samples the collector,
+    which costs the collector nothing and does not skew C against Python code;
 
-* reports events/s, p50/p95/p99 request latency, errors by HTTP status, and CPU-seconds per
+* reports events/s (answered inside the measured window), p50/p95/p99 request latency (open
+  loop: of every request scheduled in the window, however late its answer), errors by HTTP
+  status (``timeout``: no answer within ``--drain-timeout``), and CPU-seconds per
   10k events of the collector (utime+stime from ``/proc/<pid>/stat``), of the load generator
   and of the broker (the ``kafka.Kafka`` JVM; it is shared, so others' load is included);
 * prints a markdown table, optionally writes everything as JSON (``--json``), and deletes
   the bench topics (unless ``--keep-topics``).
 
 Every scenario has a warm-up (``--warmup``) before its measured window (``--duration``).
+The machine is shared: ``--wait-quiet S`` waits up to S s before each scenario for other
+processes to go idle, and every row reports the CPU they used during its window.
+``--collector-src DIR`` benchmarks the collector of another tree (e.g. an older commit).
+Results: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -41,11 +50,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
 import platform
 import pstats
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -67,7 +78,7 @@ KEY = "bench-key-" + "0" * 22
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_SCENARIOS = (
     "closed-b1,closed-b10,closed-b100,open-b10-r10000,open-b100-r20000,"
-    "baseline-b1,baseline-b10,baseline-b100,profile-b10,profile-b100"
+    "baseline-b1,baseline-b10,baseline-b100,baseline-b100-gather,profile-b10,profile-b100"
 )
 
 
@@ -90,6 +101,25 @@ def machine_busy_s() -> float:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
     return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def wait_until_quiet(budget_s: float, ours: list[int], threshold: float = 0.15) -> float:
+    """Wait (at most ``budget_s``) until the machine minus ``ours`` is nearly idle for 3 s.
+
+    On a shared machine other people's test runs steal CPU from the collector and skew every
+    number. Returns the busy CPU share (1.0 = one core) of the rest in the last 3 s.
+    """
+    deadline = time.monotonic() + budget_s
+    while True:
+        machine = machine_busy_s()
+        own = sum(proc_cpu_s(pid) or 0.0 for pid in ours)
+        time.sleep(3)
+        other = (
+            machine_busy_s() - machine - (sum(proc_cpu_s(pid) or 0.0 for pid in ours) - own)
+        ) / 3
+        if other < threshold or time.monotonic() >= deadline:
+            return other
+        print(f"  waiting for a quiet machine (others use {100 * other:.0f} % CPU)", flush=True)
 
 
 def find_broker_pid(bootstrap: str) -> int | None:
@@ -226,7 +256,8 @@ def http_request(port: int, body: bytes) -> bytes:
 class Tally:
     """What one worker observed inside the measured window."""
 
-    events: int = 0
+    events: int = 0  # accepted events of the measured requests
+    events_in_window: int = 0  # ... of those answered before the window closed
     requests: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
@@ -234,12 +265,16 @@ class Tally:
     max_send_lag_ms: float = 0.0
     connections: int = 0
 
-    def record(self, status: str, latency_s: float, events: int, body: bytes = b"") -> None:
+    def record(
+        self, status: str, latency_s: float, events: int, body: bytes = b"", in_window: bool = True
+    ) -> None:
         self.requests += 1
         self.statuses[status] += 1
         self.latencies_ms.append(latency_s * 1000)
         if status == "202":
             self.events += events
+            if in_window:
+                self.events_in_window += events
         elif len(self.error_samples) < 5:
             self.error_samples.append(f"{status}: {body[:300]!r}")
 
@@ -326,7 +361,8 @@ async def _open_loop(spec: dict[str, Any], requests: list[bytes], t0: float) -> 
             conn = await HttpConnection.open("127.0.0.1", port)
         release(conn)
         if measured:
-            tally.record(code, time.perf_counter() - scheduled, batch, body)
+            done = time.perf_counter()
+            tally.record(code, done - scheduled, batch, body, in_window=done <= window_end)
 
     await _sleep_until(t0)
     i = 0
@@ -350,7 +386,7 @@ async def _open_loop(spec: dict[str, Any], requests: list[bytes], t0: float) -> 
         _, pending = await asyncio.wait(set(tasks), timeout=spec["drain_timeout"])
         for task in pending:
             task.cancel()
-            tally.record("timeout", spec["drain_timeout"], batch)
+            tally.record("timeout", spec["drain_timeout"], batch, in_window=False)
     tally.connections = opened
     for conn in idle:
         conn.close()
@@ -373,6 +409,7 @@ async def _baseline(spec: dict[str, Any], events: list[dict[str, Any]], t0: floa
             raise SystemExit(f"generated event is invalid: {record}")
         encoded.append((record["view_id"].encode(), codec.encode(record)))
     batch, conns, topic = spec["batch"], spec["connections"], spec["topic"]
+    gather = spec["wait"] == "gather"
     groups = [encoded[i : i + batch] for i in range(0, len(encoded) - batch + 1, batch)]
     # The very producer the collector builds (acks, idempotence, compression, linger, batch).
     config = IngestConfig(
@@ -395,7 +432,11 @@ async def _baseline(spec: dict[str, Any], events: list[dict[str, Any]], t0: floa
             group = groups[i % len(groups)]
             i += 1
             futures = [await producer.send(topic, value, key=key) for key, value in group]
-            await asyncio.gather(*futures)
+            if gather:
+                await asyncio.gather(*futures)
+            else:  # like ingest.publisher: one acknowledgement at a time
+                for future in futures:
+                    await future
             done = time.perf_counter()
             if started >= window_start and done <= window_end:
                 tally.record("202", done - started, batch)
@@ -444,6 +485,7 @@ def worker_main(spec_path: str) -> None:
         await sampler
         return {
             "events": tally.events,
+            "events_in_window": tally.events_in_window,
             "requests": tally.requests,
             "statuses": dict(tally.statuses),
             "latencies_ms": tally.latencies_ms,
@@ -463,9 +505,10 @@ def worker_main(spec_path: str) -> None:
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    mode: str  # closed | open | baseline | profile
+    mode: str  # closed | open | baseline | profile (cProfile) | spy (py-spy)
     batch: int
     rate: float = 0.0  # open loop: offered events/s
+    wait: str = "each"  # baseline: await acks one at a time (as the collector) or gather
 
     @classmethod
     def parse(cls, name: str) -> Scenario:
@@ -475,12 +518,15 @@ class Scenario:
             batch = int(parts[1].removeprefix("b"))
             if mode == "open":
                 return cls(name, mode, batch, float(parts[2].removeprefix("r")))
-            if mode in ("closed", "baseline", "profile") and len(parts) == 2:
+            if mode in ("closed", "baseline", "profile", "spy") and len(parts) == 2:
                 return cls(name, mode, batch)
+            if mode == "baseline" and parts[2:] == ["gather"]:
+                return cls(name, mode, batch, wait="gather")
         except (IndexError, ValueError):
             pass
         raise SystemExit(
-            f"bad scenario {name!r}: use closed-bB, open-bB-rEPS, baseline-bB or profile-bB"
+            f"bad scenario {name!r}: use closed-bB, open-bB-rEPS, baseline-bB, "
+            "baseline-bB-gather, profile-bB or spy-bB"
         )
 
 
@@ -488,7 +534,12 @@ class Collector:
     """The collector as a subprocess, optionally under cProfile."""
 
     def __init__(
-        self, topics: Any, workdir: Path, bootstrap: str, profile_to: Path | None = None
+        self,
+        topics: Any,
+        workdir: Path,
+        bootstrap: str,
+        profile_to: Path | None = None,
+        src: Path | None = None,
     ) -> None:
         self.port = free_port()
         self.profile_to = profile_to
@@ -510,8 +561,9 @@ class Collector:
         self.command = command
         self.log = workdir / f"collector-{self.port}.log"
         with self.log.open("wb") as log:
+            # In ``src`` (a tree holding ingest/ and schemas/), that code is imported first.
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT
+                command, env=env, cwd=src or REPO, stdout=log, stderr=subprocess.STDOUT
             )
         self.pid = self.process.pid
 
@@ -559,8 +611,20 @@ def run_workers(
     workdir: Path,
     base_spec: dict[str, Any],
     watch: dict[str, int | None],
+    collector: Collector | None,
+    spy_to: Path | None = None,
 ) -> dict[str, Any]:
-    """Start the worker processes, release them together, sample CPU around the window."""
+    """Start the worker processes, release them together, sample CPU around the window.
+
+    With ``spy_to``, py-spy samples the collector during the measured window.
+    """
+
+    def diagnose() -> str:
+        if collector is None or collector.process.poll() is None:
+            return ""
+        tail = collector.log.read_text(errors="replace")[-2000:]
+        return f"; the collector exited with {collector.process.returncode}:\n{tail}"
+
     n = 1 if scenario.mode == "baseline" else args.procs
     procs: list[tuple[subprocess.Popen[str], Path]] = []
     for index in range(n):
@@ -572,6 +636,7 @@ def run_workers(
             "connections": max(1, args.connections // n),
             "max_connections": max(1, args.max_connections // n),
             "rate": scenario.rate / n if scenario.rate else 0.0,
+            "wait": scenario.wait,
             "drain_timeout": args.drain_timeout,
             "worker_index": index,
             "workers": n,
@@ -579,9 +644,13 @@ def run_workers(
         }
         spec_path = workdir / f"spec-{scenario.name}-{index}.json"
         spec_path.write_text(json.dumps(spec))
+        env = dict(os.environ)
+        if args.collector_src:  # the baseline uses that tree's producer settings too
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "bench.ingest_bench", "--worker", str(spec_path)],
-            cwd=REPO,
+            cwd=args.collector_src or REPO,
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -590,7 +659,7 @@ def run_workers(
     for proc, _ in procs:
         line = proc.stdout.readline() if proc.stdout else ""
         if line.strip() != "READY":
-            raise SystemExit(f"worker failed to start for {scenario.name}")
+            raise SystemExit(f"worker failed to start for {scenario.name}{diagnose()}")
     start = time.time() + 0.3
     for proc, _ in procs:
         if proc.stdin is None:
@@ -601,16 +670,23 @@ def run_workers(
     before = {name: proc_cpu_s(pid) if pid else None for name, pid in watch.items()}
     machine_before = machine_busy_s()
     t_before = time.time()
+    spy = None
+    if spy_to is not None and collector is not None:
+        spy = start_py_spy(collector.pid, args.duration, spy_to)
     time.sleep(max(0.0, start + args.warmup + args.duration - time.time()))
     after = {name: proc_cpu_s(pid) if pid else None for name, pid in watch.items()}
     machine = machine_busy_s() - machine_before
     window = time.time() - t_before
+    if spy is not None and spy.wait(timeout=60) != 0 and spy_to is not None:
+        print(f"  py-spy failed ({spy.returncode}); see {spy_to.with_suffix('.log')}", flush=True)
     for proc, _ in procs:
         if proc.wait(timeout=args.drain_timeout + 120) != 0:
-            raise SystemExit(f"worker for {scenario.name} failed ({proc.returncode})")
+            raise SystemExit(f"worker for {scenario.name} failed ({proc.returncode}){diagnose()}")
     results = [json.loads(path.read_text()) for _, path in procs]
 
-    events = sum(r["events"] for r in results)
+    # Throughput counts what was answered inside the window; latency covers every request
+    # of the window (open loop: also those answered after it closed).
+    events = sum(r["events_in_window"] for r in results)
     latencies = sorted(x for r in results for x in r["latencies_ms"])
     statuses: Counter[str] = Counter()
     for r in results:
@@ -633,6 +709,7 @@ def run_workers(
         "window_s": round(window, 3),
         "events": events,
         "events_per_s": events / args.duration,
+        "events_accepted_incl_late": sum(r["events"] for r in results),
         "requests": sum(r["requests"] for r in results),
         "latency_ms": {
             "p50": percentile(latencies, 50),
@@ -663,7 +740,10 @@ _CATEGORIES = (
     # (category, substrings of the file path or builtin name), first match wins.
     ("validation (ingest/validation.py)", ("ingest/validation.py",)),
     ("JSON (parse body, dump responses/extra_json)", ("/json/", "_json", "orjson")),
-    ("Avro encoding (schemas/codec.py, fastavro)", ("schemas/codec.py", "fastavro")),
+    (
+        "Avro encoding (schemas/codec.py, fastavro)",
+        ("schemas/codec.py", "<avro writer", "fastavro"),
+    ),
     ("collector handler glue (ingest/*)", ("/ingest/",)),
     ("Prometheus metrics", ("prometheus_client",)),
     ("Kafka compression (lz4)", ("lz4", "cramjam")),
@@ -777,6 +857,136 @@ def summarise_profile(path: Path, top: int = 18) -> dict[str, Any]:
     }
 
 
+def start_py_spy(pid: int, duration: float, out: Path) -> subprocess.Popen[bytes]:
+    """Sample ``pid`` with py-spy (dev extra) for ``duration`` s into collapsed stacks."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        raise SystemExit("spy-bB scenarios need py-spy: .venv/bin/pip install -e '.[dev]'")
+    command = [exe, "record", "--pid", str(pid), "--rate", "250", "--duration"]
+    command += [str(max(1, round(duration))), "--format", "raw", "--nonblocking", "-o", str(out)]
+    with out.with_suffix(".log").open("wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+def _spy_frame(frame: str) -> tuple[str, str]:
+    """(label, file) of one py-spy frame 'function (path:line)'."""
+    func, _, where = frame.partition(" (")
+    path = where.rstrip(")")
+    for marker in ("site-packages/", str(REPO) + "/", "/lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{path}({func})", where
+
+
+def summarise_spy(path: Path, top: int = 18) -> dict[str, Any]:
+    """Own (leaf) and cumulative share of py-spy samples; components by deepest frame.
+
+    py-spy does not see C functions, so their time counts for the Python function that
+    called them (json.loads for the C scanner, lz4_encode for cramjam, and so on).
+    """
+    own: Counter[str] = Counter()
+    cumulative: Counter[str] = Counter()
+    components: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_spy_frame(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
+        own[frames[-1][0]] += n
+        for label in {label for label, _ in frames}:
+            cumulative[label] += n
+        for _, where in reversed(frames):
+            category = _category(("/" + where, 0, ""))  # py-spy paths may be relative
+            if category not in (None, "other"):
+                components[category or "other"] += n
+                break
+        else:
+            components["other"] += n
+    share = 100 / total if total else 0.0
+    wanted = ("ingest/", "schemas/", "aiokafka/producer", "json/", "aiohttp/web_protocol")
+    return {
+        "profile_file": str(path),
+        "samples": total,
+        "by_component": [
+            {"component": name, "pct": round(n * share, 1)} for name, n in components.most_common()
+        ],
+        "top_own": [
+            {"function": name, "own_pct": round(n * share, 1)} for name, n in own.most_common(top)
+        ],
+        "top_cumulative": [
+            {"function": name, "cum_pct": round(n * share, 1)}
+            for name, n in cumulative.most_common()
+            if any(w in name for w in wanted)
+        ][:top],
+    }
+
+
+# --- per-event stage costs ---------------------------------------------------------------
+
+
+def stage_costs(events: list[dict[str, Any]], repeat: int = 5) -> dict[str, float]:
+    """Microseconds per event of each stage of the collector, timed in-process, best of 5.
+
+    These are the costs without a profiler: compare with the collector's CPU per event.
+    """
+    import fastavro
+
+    from ingest.body import parse_events
+    from ingest.publisher import KeyPartitioner, murmur2
+    from ingest.validation import validate_event
+    from schemas import player_event_codec
+
+    codec = player_event_codec()
+    now_ms = int(time.time() * 1000)
+    n = len(events)
+
+    def best(action: Any) -> float:
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            action()
+            times.append(time.perf_counter() - started)
+        return min(times) / n * 1e6
+
+    bodies = {
+        size: [
+            json.dumps({"events": b}, separators=(",", ":")).encode() for b in batches(events, size)
+        ]
+        for size in (10, 100)
+    }
+    records = [validate_event(e, now_ms=now_ms, org_id=ORG) for e in events]
+    valid = [r for r in records if isinstance(r, dict)]
+    keys = [r["view_id"].encode() for r in valid]
+    partitions = list(range(12))
+    partitioner = KeyPartitioner()
+
+    def fastavro_encode() -> None:
+        for record in valid:
+            buf = io.BytesIO()
+            buf.write(codec.header)
+            fastavro.schemaless_writer(buf, codec.schema, record, strict_allow_default=True)
+
+    return {
+        "json_parse_b10": best(lambda: [parse_events(b, 1000) for b in bodies[10]]),
+        "json_parse_b100": best(lambda: [parse_events(b, 1000) for b in bodies[100]]),
+        "validate_event": best(
+            lambda: [validate_event(e, now_ms=now_ms, org_id=ORG) for e in events]
+        ),
+        "avro_encode": best(lambda: [codec.encode(r) for r in valid]),
+        "avro_encode_fastavro_only": best(fastavro_encode),
+        "partition_murmur2_uncached": best(lambda: [murmur2(k) for k in keys]),
+        "partition_key_partitioner": best(
+            lambda: [partitioner(k, partitions, partitions) for k in keys]
+        ),
+    }
+
+
 # --- reporting ---------------------------------------------------------------------------------
 
 
@@ -784,7 +994,11 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def markdown(results: list[dict[str, Any]], profiles: dict[str, dict[str, Any]]) -> str:
+def markdown(
+    results: list[dict[str, Any]],
+    profiles: dict[str, dict[str, Any]],
+    stages: dict[str, float] | None = None,
+) -> str:
     lines = [
         "| scenario | conns | offered ev/s | events/s | p50 ms | p95 ms | p99 ms | errors "
         "| collector CPU-s/10k | load-gen CPU-s/10k | broker CPU-s/10k | other CPU % |",
@@ -820,7 +1034,8 @@ def markdown(results: list[dict[str, Any]], profiles: dict[str, dict[str, Any]])
         ours_cpu = ours["cpu_s_per_10k_events"].get("collector")
         base_cpu = r["cpu_s_per_10k_events"].get("driver")
         ratio_rows.append(
-            f"| {r['batch']} | {_fmt(ours['events_per_s'], 0)} | {_fmt(r['events_per_s'], 0)} "
+            f"| {r['batch']} | {r['scenario']} "
+            f"| {_fmt(ours['events_per_s'], 0)} | {_fmt(r['events_per_s'], 0)} "
             f"| {_fmt(ours['events_per_s'] / r['events_per_s'] if r['events_per_s'] else None, 2)} "
             f"| {_fmt(ours_cpu, 3)} | {_fmt(base_cpu, 3)} "
             f"| {_fmt(ours_cpu / base_cpu if ours_cpu and base_cpu else None, 2)} |"
@@ -828,16 +1043,39 @@ def markdown(results: list[dict[str, Any]], profiles: dict[str, dict[str, Any]])
     if ratio_rows:
         lines += [
             "",
-            "| batch | collector ev/s (closed) | baseline ev/s | ratio ev/s "
+            "| batch | baseline | collector ev/s (closed) | baseline ev/s | ratio ev/s "
             "| collector CPU-s/10k | baseline CPU-s/10k | ratio CPU |",
-            "|---:|---:|---:|---:|---:|---:|---:|",
+            "|---:|---|---:|---:|---:|---:|---:|---:|",
             *ratio_rows,
         ]
     for name, profile in profiles.items():
+        if "samples" in profile:  # py-spy
+            lines += [
+                "",
+                f"Profile {name}: py-spy, {profile['samples']} samples of the collector's busy "
+                "time (C functions count for their Python caller).",
+                "",
+                "| component (deepest frame) | % |",
+                "|---|---:|",
+                *(f"| {c['component']} | {c['pct']:.1f} |" for c in profile["by_component"]),
+                "",
+                "| top own (leaf) | % |",
+                "|---|---:|",
+                *(f"| `{f['function']}` | {f['own_pct']} |" for f in profile["top_own"][:15]),
+                "",
+                "| cumulative | % |",
+                "|---|---:|",
+                *(
+                    f"| `{f['function']}` | {f['cum_pct']} |"
+                    for f in profile["top_cumulative"][:15]
+                ),
+            ]
+            continue
         lines += [
             "",
             f"Profile {name}: {profile['busy_s']:.1f} s busy in the collector under cProfile "
-            f"({profile['idle_epoll_s']:.1f} s idle in epoll).",
+            f"({profile['idle_epoll_s']:.1f} s idle in epoll). cProfile's per-call overhead "
+            "inflates pure-Python code relative to C code.",
             "",
             "| component (own time, builtins charged to caller) | s | % |",
             "|---|---:|---:|",
@@ -860,6 +1098,15 @@ def markdown(results: list[dict[str, Any]], profiles: dict[str, dict[str, Any]])
                 f"| `{f['function']}` | {f['calls']} | {f['cum_s']:.2f} | {f['cum_pct']} |"
                 for f in profile["top_cumulative"][:12]
             ),
+        ]
+    if stages:
+        lines += [
+            "",
+            "Per-event stage costs, timed in-process without a profiler (best of 5), us/event:",
+            "",
+            "| stage | us/event |",
+            "|---|---:|",
+            *(f"| {name} | {value:.2f} |" for name, value in stages.items()),
         ]
     return "\n".join(lines)
 
@@ -957,12 +1204,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, help="write all results to this file")
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument(
-        "--profile-dir",
+        "--out-dir",
         type=Path,
-        default=Path(tempfile.gettempdir()),
-        help="where profile-bB scenarios write their cProfile output",
+        help="keep collector logs, cProfile files and worker results here "
+        "(default: a new ingest-bench-* directory in the system temp dir)",
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        help="before each scenario wait up to this many s for the rest of the machine to be idle",
+    )
+    parser.add_argument(
+        "--no-stage-costs", action="store_true", help="skip the in-process per-stage timings"
+    )
+    parser.add_argument(
+        "--collector-src",
+        type=Path,
+        help="run the collector (and the baseline's producer settings) from this tree with "
+        "ingest/ and schemas/, e.g. an older commit: "
+        "git archive REV ingest schemas | tar -x -C DIR",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -978,56 +1241,76 @@ def main(argv: Sequence[str] | None = None) -> None:
     baseline_topic = topic_names[-1]
     results: list[dict[str, Any]] = []
     profiles: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
-        workdir = Path(tmp)
-        events_file = workdir / "events.json"
-        events_file.write_text(json.dumps(generate_events(args.pool_events, args.seed)))
-        collector: Collector | None = None
-        try:
-            for scenario in scenarios:
-                base = {"events_file": str(events_file), "bootstrap": args.bootstrap}
-                watch: dict[str, int | None] = {"broker": broker_pid}
-                profiled: Collector | None = None
-                if scenario.mode == "baseline":
-                    base |= {"mode": "baseline", "topic": baseline_topic, "port": 0}
+    workdir = args.out_dir or Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"logs, profiles and raw results: {workdir}", flush=True)
+    events_file = workdir / "events.json"
+    pool = generate_events(args.pool_events, args.seed)
+    events_file.write_text(json.dumps(pool))
+    stages: dict[str, float] = {}
+    if not args.no_stage_costs and not args.collector_src:
+        stages = stage_costs(pool[:5000])
+        print(f"stage costs (us/event): {stages}", flush=True)
+    collector: Collector | None = None
+    try:
+        for scenario in scenarios:
+            base = {"events_file": str(events_file), "bootstrap": args.bootstrap}
+            watch: dict[str, int | None] = {"broker": broker_pid}
+            profiled: Collector | None = None
+            target: Collector | None = None
+            if scenario.mode == "baseline":
+                base |= {"mode": "baseline", "topic": baseline_topic, "port": 0}
+            else:
+                if scenario.mode == "profile":
+                    profile_file = workdir / f"collector-{scenario.name}.prof"
+                    target = profiled = Collector(
+                        topics,
+                        workdir,
+                        args.bootstrap,
+                        profile_to=profile_file,
+                        src=args.collector_src,
+                    )
                 else:
-                    target: Collector
-                    if scenario.mode == "profile":
-                        profile_file = args.profile_dir / f"ingest-bench-{scenario.name}.prof"
-                        target = profiled = Collector(
-                            topics, workdir, args.bootstrap, profile_to=profile_file
+                    if collector is None:
+                        collector = Collector(
+                            topics, workdir, args.bootstrap, src=args.collector_src
                         )
-                    else:
-                        if collector is None:
-                            collector = Collector(topics, workdir, args.bootstrap)
-                        target = collector
-                    target.wait_ready()
-                    watch["collector"] = target.pid
-                    mode = "closed" if scenario.mode == "profile" else scenario.mode
-                    base |= {"mode": mode, "port": target.port}
-                print(f"running {scenario.name} ...", flush=True)
-                try:
-                    result = run_workers(args, scenario, workdir, base, watch)
-                finally:
-                    if profiled is not None:
-                        profiled.stop()
-                if profiled is not None and profiled.profile_to is not None:
-                    profiles[scenario.name] = summarise_profile(profiled.profile_to)
-                results.append(result)
-                lat = result["latency_ms"]
-                print(
-                    f"  {result['events_per_s']:,.0f} events/s, p50 {_fmt(lat['p50'])} ms, "
-                    f"p99 {_fmt(lat['p99'])} ms, errors {result['errors'] or 'none'}, "
-                    f"CPU-s/10k {result['cpu_s_per_10k_events']}",
-                    flush=True,
-                )
-        finally:
-            if collector is not None:
-                collector.stop()
-            if not args.keep_topics:
-                with contextlib.suppress(Exception):  # best-effort cleanup
-                    asyncio.run(delete_topics(args.bootstrap, topic_names))
-    report = markdown(results, profiles)
+                    target = collector
+                target.wait_ready()
+                watch["collector"] = target.pid
+                mode = "closed" if scenario.mode in ("profile", "spy") else scenario.mode
+                base |= {"mode": mode, "port": target.port}
+            if args.wait_quiet > 0:
+                ours = [pid for pid in (broker_pid, collector.pid if collector else None) if pid]
+                other = wait_until_quiet(args.wait_quiet, ours)
+                if other >= 0.15:
+                    print(f"  machine still busy ({100 * other:.0f} % CPU); going on", flush=True)
+            print(f"running {scenario.name} ...", flush=True)
+            spy_to = workdir / f"collector-{scenario.name}.txt" if scenario.mode == "spy" else None
+            try:
+                result = run_workers(args, scenario, workdir, base, watch, target, spy_to)
+            finally:
+                if profiled is not None:
+                    profiled.stop()
+            if profiled is not None and profiled.profile_to is not None:
+                profiles[scenario.name] = summarise_profile(profiled.profile_to)
+            if spy_to is not None and spy_to.exists():
+                profiles[scenario.name] = summarise_spy(spy_to)
+            results.append(result)
+            lat = result["latency_ms"]
+            print(
+                f"  {result['events_per_s']:,.0f} events/s, p50 {_fmt(lat['p50'])} ms, "
+                f"p99 {_fmt(lat['p99'])} ms, errors {result['errors'] or 'none'}, "
+                f"CPU-s/10k {result['cpu_s_per_10k_events']}",
+                flush=True,
+            )
+    finally:
+        if collector is not None:
+            collector.stop()
+        if not args.keep_topics:
+            with contextlib.suppress(Exception):  # best-effort cleanup
+                asyncio.run(delete_topics(args.bootstrap, topic_names))
+    report = markdown(results, profiles, stages)
     print()
     print(report)
     if args.json:
@@ -1039,8 +1322,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                         [Path(sys.executable).name, "-m", "bench.ingest_bench", *sys.argv[1:]]
                     ),
                     "args": {k: str(v) for k, v in vars(args).items()},
+                    "collector_src": str(args.collector_src or REPO),
                     "results": results,
                     "profiles": profiles,
+                    "stage_costs_us_per_event": stages,
                     "markdown": report,
                 },
                 indent=2,

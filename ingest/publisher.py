@@ -85,6 +85,11 @@ class KeyPartitioner:
         return all_partitions[(_recent_murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
 
 
+def _retrieve_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class EventPublisher:
     """An aiokafka producer that answers "durable" or "not accepted", nothing in between."""
 
@@ -152,13 +157,19 @@ class EventPublisher:
             async with asyncio.timeout(self._config.produce_timeout_s):
                 for topic, key, value in messages:
                     futures.append(await producer.send(topic, value, key=key))
-                # gather raises the first delivery error; the rest are still awaited below.
-                await asyncio.gather(*futures)
+                # One acknowledgement at a time: the messages of a request travel in the
+                # same produce requests, so once the first is acked the others usually are
+                # too and awaiting them costs nothing. (gather would run one callback per
+                # message; that was ~3 us of CPU per event.) The first error is raised.
+                for future in futures:
+                    await future
         except (KafkaError, TimeoutError) as exc:
             for future in futures:
-                # Mark outcomes as retrieved: they are reported to the client as a whole.
-                if future.done() and not future.cancelled():
-                    future.exception()
+                if isinstance(exc, TimeoutError):
+                    future.cancel()  # no-op when done; aiokafka skips cancelled futures
+                # Mark outcomes as retrieved, now or when they arrive: they are reported to
+                # the client as a whole.
+                future.add_done_callback(_retrieve_outcome)
             raise KafkaUnavailableError(
                 f"Kafka did not acknowledge the events: {type(exc).__name__}",
                 retry_after_s=self._config.retry_after_s,

@@ -34,8 +34,9 @@ class UnknownSchemaError(AvroCodecError):
 # --- compiled writer -----------------------------------------------------------------------
 # fastavro chooses the branch of every union by validating the value against each branch,
 # recursively for records: with ~90 nullable fields, encoding a PlayerEvent cost ~80 us, the
-# largest single cost of the collector. The writer below is compiled once per schema into
-# nested closures that pick union branches by exact Python type. It handles only values
+# largest single cost of the collector. The writer below is compiled once per schema (Python
+# source generated per record type, closures for arrays and other unions) and picks union
+# branches by exact Python type. It handles only values
 # whose Avro encoding is unambiguous (None, bool, int in range, float, str, dict for a
 # record, list for an array, all of exactly these types) and raises ``_Unsupported`` for
 # anything else, in which case ``encode`` hands the record to fastavro, which then writes
@@ -237,12 +238,12 @@ def _compile_record(schema: dict[str, Any], named: dict[str, _Writer]) -> _Write
         namespace[name] = value
         return name
 
-    def write_value(kind: Any, indent: str) -> list[str]:
+    def write_value(kind: Any, indent: str, in_union: bool = False) -> list[str]:
         primitive = _primitive_name(kind)
         if primitive is not None:
             return [indent + line for line in _INLINE[primitive]]
         writer, python_type = _compile(kind, named)
-        if python_type is object:
+        if in_union and python_type is object:
             raise _NotCompilable("union inside a union")
         return [f"{indent}{constant(writer)}(out, v)"]
 
@@ -269,7 +270,7 @@ def _compile_record(schema: dict[str, Any], named: dict[str, _Writer]) -> _Write
         if isinstance(kind, list) and len(kind) == 2 and kind[0] == "null":
             # ["null", T]: branch 0 for None (no call), else branch 1 and the T.
             body += ["    if v is None:", "        append(0)", "    else:", "        append(2)"]
-            body += write_value(kind[1], "        ")
+            body += write_value(kind[1], "        ", in_union=True)
         else:
             body += write_value(kind, "    ")
     source = "\n".join(body) + "\n"
@@ -306,6 +307,9 @@ def _compile_union(branches: list[Any], named: dict[str, _Writer]) -> _Writer:
             # choice between them depends on the value, so leave such unions to it.
             raise _NotCompilable("ambiguous union")
         by_type[python_type] = (index << 1, writer)  # the zig-zagged branch index
+    if int in by_type and float in by_type and by_type[float][0] < by_type[int][0]:
+        # fastavro takes the first branch that accepts the value, and a double accepts ints.
+        raise _NotCompilable("double before int/long")
     if len(branches) == 2 and branches[0] == "null":
         inner = by_type[next(t for t in by_type if t is not type(None))][1]
 

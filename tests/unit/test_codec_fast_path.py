@@ -175,3 +175,26 @@ def test_wrong_values_fail_or_pass_exactly_as_with_fastavro(mutation: str) -> No
     assert isinstance(record, dict)
     MUTATIONS[mutation](record)
     assert same_as_fastavro(codec, record)
+
+
+UNION_SCHEMAS = [
+    ["null", "long", "double"],
+    ["null", "double", "long"],  # fastavro writes an int as the double: must fall back
+    ["double", "null", "string"],
+    ["string", "null", "boolean", "int"],
+    ["null", {"type": "array", "items": "string"}],
+]
+UNION_VALUES = [None, 0, 7, -3, 2**40, 1.5, -0.0, True, False, "s", "", ["a"], [], [1], {"x": 1}]
+
+
+@pytest.mark.parametrize("union", UNION_SCHEMAS, ids=str)
+def test_unions_pick_the_branch_fastavro_picks(union: list[Any]) -> None:
+    fields = [{"name": "u", "type": union}, {"name": "n", "type": "long"}]
+    codec = SingleObjectCodec(
+        fastavro.parse_schema({"type": "record", "name": "U", "namespace": "t", "fields": fields})
+    )
+    compiled = union != ["null", "double", "long"]
+    assert (codec._writer is not None) == compiled
+    for value in UNION_VALUES:
+        record = {"u": value, "n": 1}
+        assert same_as_fastavro(codec, record), record
