@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import pytest
 import requests
+import yaml
 
 from bench.traffic import DEVICES, new_view, view_script
 from deploy.grafana.validate import (
@@ -117,7 +118,8 @@ class Collector:
 def prometheus_config(collectors: list[Collector], worker: ProcessorWorker | None) -> str:
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(RECORDING_RULES)],
+        # The alerts too: every rule is evaluated against the real data (see the end).
+        "rule_files": [str(RECORDING_RULES), str(RECORDING_RULES.with_name("openqoe-alerts.yml"))],
     }
     if worker is not None:
         config["scrape_configs"] = [
@@ -368,6 +370,20 @@ def wait_for_data(
     )
 
 
+def assert_every_rule_evaluates(prometheus: PrometheusServer) -> None:
+    """Every recording and alerting rule ran on this data without an evaluation error."""
+    groups = requests.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    files = [RECORDING_RULES, RECORDING_RULES.with_name("openqoe-alerts.yml")]
+    defined = [
+        r for f in files for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]
+    ]
+    assert len(rules) == len(defined)
+    for rule in rules:
+        assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
+        assert not rule["lastEvaluation"].startswith("0001"), rule["name"]
+
+
 @pytest.mark.timeout(420)
 async def test_every_dashboard_query_returns_data(
     topics: TopicsConfig, fake_loki: FakeLoki, tmp_path: Path
@@ -429,6 +445,7 @@ async def test_every_dashboard_query_returns_data(
         assert len(values["pipeline-health.json / $collector"]) == 2
         assert fake_loki.lines("view")
         assert fake_loki.lines("error")
+        assert_every_rule_evaluates(prometheus)
     finally:
         for process in (collector, broken):
             process.stop()
