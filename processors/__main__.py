@@ -26,6 +26,9 @@ def main() -> None:
     disable_created_metrics()  # type: ignore[no-untyped-call]
     processor = Processor(config)
     worker = Worker(processor.app, loglevel=level, quiet=True)
+    # No terminal spinner: faust installs it by setting the root logger to DEBUG, so every
+    # debug call of faust, mode and aiokafka (several per message) would build a LogRecord.
+    worker.spinner = None
     configure_logging(level)
     worker.execute_from_commandline()
 

@@ -11,7 +11,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -77,11 +77,21 @@ class Processor:
             topic_replication_factor=config.replication_factor,
             processing_guarantee="at_least_once",
             consumer_auto_offset_reset="earliest",
-            broker_commit_interval=1.0,
+            # Each commit first flushes the producer; under load that flush waits on every
+            # changelog send in turn, so a commit every second ran back to back and took a
+            # third of the worker's CPU. Replays after a crash are counted once either way
+            # (processors.step); a longer interval only means more of them.
+            broker_commit_interval=5.0,
             broker_session_timeout=config.session_timeout_s,
+            consumer_group_instance_id=config.group_instance_id,
             broker_heartbeat_interval=config.session_timeout_s / 10,
             producer_acks=-1,
             producer_linger=0.005,
+            # Changelog writes (~2 kB per view write) go through faust's buffer one at a time;
+            # when a partition's batch is full, aiokafka makes that send (and so every write
+            # queued behind it) wait for a produce round trip. faust's default, 16 kB, fills
+            # after ~8 view writes; 1 MB (the broker's default max.message.bytes) does not.
+            producer_max_batch_size=1024 * 1024,
             stream_wait_empty=True,
             table_standby_replicas=0,
             web_host=config.web_host,
@@ -91,6 +101,9 @@ class Processor:
             web_stats_enabled=False,
             web_metrics_enabled=False,
             web_router_enabled=False,
+            # Faust would otherwise read ~80 variables (WEB_PORT, BROKER_URL, ...) from the
+            # environment and override these settings; ProcessorConfig is the only source.
+            env={},
         )
         # One table for views and aggregates: their changelog writes for one partition then
         # share one changelog partition and stay in order (see processors.step).
@@ -149,11 +162,23 @@ class Processor:
 
     # --- the agent ------------------------------------------------------------------------
 
-    async def _agent(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+    async def _agent(self, stream: faust.StreamT[bytes]) -> None:
+        # A coroutine, not an async generator: faust logs (and formats) every value an
+        # agent yields, and nothing here is ever a reply to send.
         async for event in stream.events():
             message = event.message
             await self.handle(message.topic, message.partition, message.offset, event.value)
-            yield None
+
+    def _get(self, key: str) -> Any:
+        """The table's value for ``key``, or None.
+
+        Reads the store directly: ``Table.get`` asks the store whether the key exists and
+        then reads it again (two RocksDB reads and two key encodings per lookup).
+        """
+        try:
+            return self.state.data[key]
+        except KeyError:
+            return None
 
     async def handle(self, topic: str, partition: int, offset: int, value: bytes) -> Step | None:
         """Process one message of the raw or the control topic."""
@@ -168,10 +193,10 @@ class Processor:
                 logger.error("undecodable message p%s@%s: %s", partition, offset, exc)
                 return None
             view_key = VIEW_PREFIX + event["view_id"]
-            view = self.state.get(view_key)
+            view = self._get(view_key)
             step = on_event(
                 view,
-                self._agg_offset(partition, view, tag),
+                self._agg_offset(partition, view, tag, offset),
                 event,
                 offset,
                 partition,
@@ -186,11 +211,11 @@ class Processor:
             except (ValueError, KeyError, TypeError):
                 self.metrics.messages.labels(tag, "undecodable").inc()
                 return None
-            view = self.state.get(view_key)
+            view = self._get(view_key)
             if op == "close":
                 timeout_ms = self.config.view_timeout_s * 1000
                 step = on_close(
-                    view, self._agg_offset(partition, view, tag), offset, now_ms, timeout_ms
+                    view, self._agg_offset(partition, view, tag, offset), offset, now_ms, timeout_ms
                 )
             else:
                 step = on_purge(view, now_ms, self.config.closed_view_retention_s * 1000)
@@ -198,10 +223,15 @@ class Processor:
         await self._carry_out(step, view_key, view, partition, tag, offset)
         return step
 
-    def _agg_offset(self, partition: int, view: State | None, tag: str) -> int:
-        if view is None:
+    def _agg_offset(self, partition: int, view: State | None, tag: str, offset: int) -> int:
+        """The offset of ``tag`` last applied to the view's aggregate, -1 if none.
+
+        ``step`` needs it only for a message the view already reflects (a replay after a
+        crash); for any other message it is not used, so the aggregate is not read.
+        """
+        if view is None or view["offsets"].get(tag, -1) < offset:
             return -1
-        agg = self.state.get(aggregate_key(partition, view["labels"]))
+        agg = self._get(aggregate_key(partition, view["labels"]))
         return -1 if agg is None else int(agg["offsets"].get(tag, -1))
 
     async def _carry_out(
@@ -215,7 +245,7 @@ class Processor:
         current = step.view or view
         if step.deltas and current is not None:
             key = aggregate_key(partition, current["labels"])
-            agg = self.state.get(key) or new_aggregate(partition, current["labels"])
+            agg = self._get(key) or new_aggregate(partition, current["labels"])
             if apply_once(agg, tag, offset, step.deltas):
                 self.state[key] = agg
         if step.summary is not None:

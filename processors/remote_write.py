@@ -8,6 +8,7 @@ runtime. Labels are validated here because receivers are lenient in different wa
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +23,7 @@ METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 MAX_LABELS = 30
 MAX_LABEL_VALUE_CHARS = 2048
+_pack_double = struct.Struct("<d").pack
 HEADERS = {
     "Content-Encoding": "snappy",
     "Content-Type": "application/x-protobuf",
@@ -43,6 +45,7 @@ class InvalidSeriesError(ValueError):
     """A label set that a strict receiver (Mimir) would reject."""
 
 
+@functools.lru_cache(maxsize=1024)  # bucket bounds are a closed set (processors.catalog)
 def format_le(bound: float) -> str:
     """``le`` label text exactly as Prometheus and client_python format it.
 
@@ -51,9 +54,14 @@ def format_le(bound: float) -> str:
     return str(floatToGoString(bound))  # type: ignore[no-untyped-call]
 
 
+_SMALL_VARINTS = tuple(bytes((n,)) for n in range(0x80))
+
+
 def _varint(n: int) -> bytes:
     if n < 0:
         n += 1 << 64
+    if n < 0x80:
+        return _SMALL_VARINTS[n]
     out = bytearray()
     while True:
         byte, n = n & 0x7F, n >> 7
@@ -77,16 +85,45 @@ def _sample(value: float, timestamp_ms: int) -> bytes:
     return b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(timestamp_ms)
 
 
+# Every export encodes the same few hundred label pairs and names tens of thousands of
+# times: their validation and encoding are remembered (bounded, they are a closed set).
+_CACHE_LIMIT = 100_000
+_label_fields: dict[tuple[str, str], bytes] = {}
+_valid_names: set[str] = set()
+_valid_metric_names: set[str] = set()
+
+
+def _label_field(name: str, value: str) -> bytes:
+    """TimeSeries field 1: one Label message, as a length-delimited field."""
+    key = (name, value)
+    encoded = _label_fields.get(key)
+    if encoded is None:
+        encoded = _field(1, _label(name, value))
+        if len(_label_fields) < _CACHE_LIMIT:
+            _label_fields[key] = encoded
+    return encoded
+
+
+def _valid(name: str, pattern: re.Pattern[str], known: set[str]) -> bool:
+    if name in known:
+        return True
+    if not pattern.fullmatch(name):
+        return False
+    if len(known) < _CACHE_LIMIT:
+        known.add(name)
+    return True
+
+
 def validate_labels(labels: Mapping[str, str]) -> list[tuple[str, str]]:
     """The label pairs sorted by name, or ``InvalidSeriesError``."""
     name = labels.get("__name__")
-    if not name or not METRIC_NAME.fullmatch(name):
+    if not name or not _valid(name, METRIC_NAME, _valid_metric_names):
         raise InvalidSeriesError(f"invalid or missing metric name {name!r}")
     if len(labels) > MAX_LABELS:
         raise InvalidSeriesError(f"{name}: more than {MAX_LABELS} labels")
     pairs = sorted(labels.items())
     for key, value in pairs:
-        if key != "__name__" and not LABEL_NAME.fullmatch(key):
+        if key != "__name__" and not _valid(key, LABEL_NAME, _valid_names):
             raise InvalidSeriesError(f"{name}: invalid label name {key!r}")
         if not value:
             raise InvalidSeriesError(f"{name}: empty value for label {key!r}")
@@ -98,10 +135,16 @@ def validate_labels(labels: Mapping[str, str]) -> list[tuple[str, str]]:
 def encode_write_request(samples: Iterable[Sample]) -> bytes:
     """Serialise samples as a ``prometheus.WriteRequest`` (one TimeSeries per sample)."""
     out = bytearray()
+    timestamps: dict[int, bytes] = {}
     for sample in samples:
-        series = b"".join(_field(1, _label(k, v)) for k, v in validate_labels(sample.labels))
-        series += _field(2, _sample(sample.value, sample.timestamp_ms))
-        out += _field(1, series)
+        series = b"".join([_label_field(k, v) for k, v in validate_labels(sample.labels)])
+        ts = timestamps.get(sample.timestamp_ms)
+        if ts is None:
+            ts = timestamps[sample.timestamp_ms] = b"\x10" + _varint(sample.timestamp_ms)
+        # TimeSeries field 2: the Sample message (value, then timestamp).
+        body = b"\x09" + _pack_double(sample.value) + ts
+        series += b"\x12" + _varint(len(body)) + body
+        out += b"\x0a" + _varint(len(series)) + series
     return bytes(out)
 
 

@@ -1,0 +1,1395 @@
+"""Processor benchmark: throughput and CPU of one worker, and end-to-end freshness.
+
+Run from the repository root (the local broker must be up: ``bash deploy/kafka-local.sh start``;
+Debian's ``prometheus`` must be installed)::
+
+    .venv/bin/python -m bench.processor_bench --events 200000 --probes 20 --json pbench.json
+
+What one run does:
+
+* **Throughput.** Creates fresh bench topics with ``ingest.topics.ensure_topics`` (raw: 12
+  partitions) and pre-produces ``--events`` realistic events: whole views from
+  ``bench.traffic`` (``new_view``/``view_script``), interleaved in time order as many
+  concurrent players would send them, each validated and encoded exactly as the collector
+  does (``ingest.validation.validate_event`` then ``schemas.player_event_codec().encode``),
+  key ``view_id``, with a raw aiokafka producer using the collector's producer settings.
+  Then, on that same topic:
+
+  - *baseline*: a raw aiokafka consumer in its own process that only decodes every message
+    (``schemas.player_event_reader().decode``); events/s and CPU-us per event
+    (``resource.getrusage`` of that process, from consumer start to the last message);
+  - *ours*: one processor worker (``python -m processors``; RocksDB store, fresh app id and
+    data dir, default settings except the topics, remote write to the local Prometheus)
+    consuming the topic from the start: time from the worker's ``/health`` answering to all
+    events processed (``openqoe_processor_messages_total{topic="raw"}`` of its /metrics,
+    polled every 0.25 s), events/s, and CPU-us per event (utime+stime of the worker from
+    ``/proc/<pid>/stat`` over the same window).
+
+* **Faust floor** (``--floor-events``, default 50,000; 0 skips it): two minimal faust apps
+  with the processor's settings over the same topic, in their own processes: ``noop`` only
+  iterates the events; ``table`` decodes each and reads and writes one ~2 kB value in a
+  RocksDB table (one changelog message per event, like a view write). They show what faust
+  itself costs per event before any of the processor's work.
+
+* **Profile** (``--profile py-spy``, the default, ``cprofile`` or ``none``): the same topic
+  again, consumed by a second worker (fresh app id) sampled by ``py-spy`` (dev extra; 250 Hz,
+  non-blocking, so the worker runs at nearly full speed) or run under ``cProfile`` (exact call
+  counts, but Python code runs several times slower). Its speed is not a result; its
+  breakdown of where the worker's time goes (self time by category and by function) is.
+
+* **Freshness.** Fresh topics again, a collector (``python -m ingest``, auth disabled), a
+  worker (``--flush-interval``, default 10 s as in production) and the local Prometheus with
+  its remote-write receiver. Each probe posts one small batch (viewstart, playerready,
+  playing) of a new view of a NEW org, so its series is new, and measures from the
+  collector's 2xx to the moment ``sum(openqoe_views_started_total{org="<probe org>"})`` is
+  visible in Prometheus (polled every 0.1 s). Probes are spaced by a random pause of up to one
+  flush interval, so they land at random phases of the flush timer like real traffic.
+
+Before each measured phase it waits up to ``--wait-quiet`` seconds (default 120) for the
+shared machine to go idle, and it reports how busy the rest of the machine was anyway, plus
+the broker's CPU per event. ``--processor-src DIR`` runs the workers from another tree (the
+code before a change: ``git archive REV processors schemas ingest | tar -x -C DIR``).
+
+Prints a markdown summary, optionally writes everything as JSON (``--json``), and deletes
+the bench topics and the workers' internal topics (unless ``--keep-topics``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ORG = "bench_org"
+RAW_PARTITIONS = 12
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """utime + stime of a whole process (all threads), in seconds; None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def machine_busy_s() -> float:
+    """CPU-seconds the whole machine spent busy (all CPUs) since boot, from /proc/stat."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def wait_until_quiet(budget_s: float, threshold: float = 0.3) -> float:
+    """Wait (at most ``budget_s``) until the machine is nearly idle for 3 s.
+
+    On this shared machine other people's tests and benchmarks steal CPU and skew every
+    number. Returns the busy CPU share (1.0 = one core) of the whole machine in the last
+    3 s (the idle broker included).
+    """
+    deadline = time.monotonic() + budget_s
+    while True:
+        before = machine_busy_s()
+        time.sleep(3)
+        busy = (machine_busy_s() - before) / 3
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+        print(f"  waiting for a quiet machine (busy {100 * busy:.0f} % of a core)", flush=True)
+
+
+def find_broker_pid(bootstrap: str) -> int | None:
+    """The local ``kafka.Kafka`` JVM (deploy/kafka-local.sh), found in /proc."""
+    if not bootstrap.startswith(("127.0.0.1:", "localhost:")):
+        return None
+    candidates: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kafka.Kafka" in cmdline and cmdline[0].endswith(b"java"):
+            candidates.append(int(entry.name))
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, OSError):
+        return 0, b""
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout_s: float, every_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(every_s)
+    raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, int(-(-q * len(sorted_values) // 100)))  # ceil(q/100 * n)
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+# --- topics ----------------------------------------------------------------------------------
+
+
+async def create_topics(bootstrap: str, suffix: str) -> Any:
+    """Fresh bench topics: every ``*_topic`` of TopicsConfig gets a bench name (raw: 12
+    partitions), so a run never creates or checks a shared topic; retention one hour."""
+    from ingest.topics import TopicsConfig, ensure_topics
+
+    overrides: dict[str, Any] = {}
+    for f in dataclasses.fields(TopicsConfig):
+        if f.name.endswith("_topic"):
+            overrides[f.name] = f"pbench.{f.name.removesuffix('_topic')}.{suffix}"
+        elif f.name.endswith("_retention_ms"):
+            overrides[f.name] = 3_600_000
+    topics = TopicsConfig(
+        kafka_bootstrap_servers=bootstrap,
+        raw_partitions=RAW_PARTITIONS,
+        rejected_partitions=1,
+        **overrides,
+    )
+    await ensure_topics(topics)
+    return topics
+
+
+async def delete_topics(bootstrap: str, names: list[str], prefixes: list[str]) -> list[str]:
+    """Delete ``names`` and every topic starting with one of ``prefixes`` (faust's own)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="openqoe-pbench")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = sorted(t for t in existing if t in names or any(t.startswith(p) for p in prefixes))
+        if doomed:
+            await admin.delete_topics(doomed)
+        return doomed
+    finally:
+        await admin.close()
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def generate_raw_events(n: int, seed: int, now_ms: int) -> list[dict[str, Any]]:
+    """``n`` SDK events (JSON dicts) of whole views, interleaved in time order.
+
+    Views start 1-2 h ago (every event_time stays inside the collector's 24 h window), so
+    a few hundred views are playing at any moment and a partition sees their events
+    interleaved, as it would with real players.
+    """
+    from bench.traffic import new_view, view_script
+
+    rng = random.Random(seed)
+    events: list[dict[str, Any]] = []
+    while len(events) < n:
+        view = new_view(rng, ORG)
+        start = now_ms - rng.randint(3_600_000, 7_200_000)
+        events.extend(view_script(rng, view, start, 10_000))
+    events.sort(key=lambda e: e["event_time"])  # stable: a view's events keep their order
+    return events[:n]
+
+
+def encode_like_collector(
+    raw_events: list[dict[str, Any]], now_ms: int
+) -> list[tuple[bytes, bytes]]:
+    """Validate and encode each event exactly as the collector does; (key, value) pairs."""
+    from ingest.validation import validate_event
+    from schemas import player_event_codec
+
+    codec = player_event_codec()
+    out: list[tuple[bytes, bytes]] = []
+    for raw in raw_events:
+        record = validate_event(raw, now_ms=now_ms, org_id=None)
+        if not isinstance(record, dict):
+            raise SystemExit(f"generated event rejected by validation: {record}")
+        out.append((record["view_id"].encode(), codec.encode(record)))
+    return out
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> float:
+    """Send every message with the collector's producer settings; returns seconds taken."""
+    from aiokafka import AIOKafkaProducer
+
+    from ingest.config import IngestConfig
+
+    config = IngestConfig(kafka_bootstrap_servers=bootstrap, auth_disabled=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id="openqoe-pbench",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=config.linger_ms,
+        compression_type=config.compression_type,
+        max_batch_size=256 * 1024,
+    )
+    await producer.start()
+    started = time.monotonic()
+    try:
+        chunk = 5000
+        for i in range(0, len(messages), chunk):
+            futures = [
+                await producer.send(topic, value, key=key) for key, value in messages[i : i + chunk]
+            ]
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.monotonic() - started
+
+
+# --- baseline: a raw consumer that only decodes (own process) -------------------------------
+
+
+def baseline_main(bootstrap: str, topic: str, expected: int, timeout_s: float) -> None:
+    """Child process: consume ``topic`` from the start, decode every value, report JSON."""
+
+    async def run() -> dict[str, Any]:
+        from aiokafka import AIOKafkaConsumer
+
+        from schemas import player_event_reader
+
+        decode = player_event_reader().decode
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.monotonic()
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await consumer.start()
+        count = 0
+        first: float | None = None
+        deadline = t0 + timeout_s
+        try:
+            while count < expected and time.monotonic() < deadline:
+                batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+                for records in batch.values():
+                    if first is None and records:
+                        first = time.monotonic()
+                    for record in records:
+                        decode(record.value)
+                    count += len(records)
+        finally:
+            done = time.monotonic()
+            usage1 = resource.getrusage(resource.RUSAGE_SELF)
+            await consumer.stop()
+        cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+        return {
+            "events": count,
+            "start_to_done_s": done - t0,
+            "first_to_done_s": done - (first or done),
+            "cpu_s": cpu,
+        }
+
+    print(json.dumps(asyncio.run(run())))
+
+
+def run_baseline(
+    bootstrap: str, topic: str, expected: int, timeout_s: float, broker_pid: int | None = None
+) -> dict[str, Any]:
+    broker_before = proc_cpu_s(broker_pid) if broker_pid else None
+    out = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "bench.processor_bench",
+            "_baseline",
+            bootstrap,
+            topic,
+            str(expected),
+            str(timeout_s),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+        timeout=timeout_s + 60,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    if result["events"] < expected:
+        raise SystemExit(f"baseline consumed only {result['events']} of {expected} events")
+    n = result["events"]
+    result["events_per_s"] = n / result["start_to_done_s"]
+    result["sustained_events_per_s"] = n / max(result["first_to_done_s"], 1e-9)
+    result["cpu_us_per_event"] = result["cpu_s"] / n * 1e6
+    broker_after = proc_cpu_s(broker_pid) if broker_pid else None
+    result["broker_cpu_us_per_event"] = (
+        (broker_after - broker_before) / n * 1e6
+        if broker_before is not None and broker_after is not None
+        else None
+    )
+    return result
+
+
+# --- faust floor: what one faust worker costs before any of our work ---------------------
+
+
+def floor_main(mode: str, bootstrap: str, topic: str, expected: int, datadir: str) -> None:
+    """Child process: a minimal faust app with the processor's settings over ``topic``.
+
+    ``noop`` only iterates the events; ``table`` decodes each one and reads and writes one
+    ~2 kB value in a RocksDB table (one changelog message per event, like a view write).
+    Prints one JSON line: events/s and CPU-us per event from the first event to the last.
+    """
+    import faust
+
+    from schemas import player_event_reader
+
+    app = faust.App(
+        f"pbench-floor-{mode}-{uuid.uuid4().hex[:8]}",
+        broker=f"kafka://{bootstrap}",
+        store="rocksdb://",
+        datadir=datadir,
+        topic_partitions=RAW_PARTITIONS,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=5.0,
+        producer_acks=-1,
+        producer_linger=0.005,
+        producer_max_batch_size=1024 * 1024,
+        stream_wait_empty=True,
+        table_standby_replicas=0,
+        web_port=free_port(),
+        web_host="127.0.0.1",
+        env={},
+    )
+    source = app.topic(topic, key_serializer="raw", value_serializer="raw")
+    table = app.Table("state", default=None, partitions=RAW_PARTITIONS, key_type=str)
+    decode = player_event_reader().decode
+    pad = "x" * 1900
+    state: dict[str, Any] = {"n": 0}
+
+    async def agent(stream: Any) -> None:
+        async for event in stream.events():
+            if state["n"] == 0:
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                state["t0"], state["cpu0"] = time.monotonic(), usage.ru_utime + usage.ru_stime
+            if mode == "table":
+                key = "v|" + decode(event.value)["view_id"]
+                value = table.data.get(key) or {"n": 0, "pad": pad}
+                value["n"] += 1
+                table[key] = value
+            state["n"] += 1
+            if state["n"] >= expected:
+                usage = resource.getrusage(resource.RUSAGE_SELF)
+                elapsed = time.monotonic() - state["t0"]
+                cpu = usage.ru_utime + usage.ru_stime - state["cpu0"]
+                line = {
+                    "events_per_s": expected / elapsed,
+                    "cpu_us_per_event": cpu / expected * 1e6,
+                }
+                print("FLOOR " + json.dumps(line), flush=True)
+                os._exit(0)
+
+    app.agent(source, name="floor")(agent)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+def run_floor(
+    mode: str, bootstrap: str, topic: str, expected: int, workdir: Path, timeout_s: float
+) -> dict[str, Any] | None:
+    out = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "bench.processor_bench",
+            "_floor",
+            mode,
+            bootstrap,
+            topic,
+            str(expected),
+            str(workdir / f"floor-{mode}"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        timeout=timeout_s,
+    )
+    # faust's logging may take over stdout or stderr: look in both.
+    text = out.stdout.decode(errors="replace") + "\n" + out.stderr.decode(errors="replace")
+    for line in text.splitlines():
+        if "FLOOR " in line:
+            result: dict[str, Any] = json.loads(line.split("FLOOR ", 1)[1])
+            return result
+    print(f"  floor {mode} failed:\n{text[-2000:]}", flush=True)
+    return None
+
+
+# --- Prometheus, collector and processor worker processes -----------------------------------
+
+
+class Prometheus:
+    """Debian's prometheus binary with the remote-write receiver (stands in for Mimir)."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            raise SystemExit("prometheus is not installed (apt-get install prometheus)")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
+        self.log = workdir / "prometheus.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - the distribution's binary
+                [
+                    binary,
+                    f"--config.file={workdir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={workdir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                    "--web.enable-remote-write-receiver",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until("Prometheus ready", lambda: http_get(f"{self.url}/-/ready")[0] == 200, 60)
+
+    @property
+    def write_url(self) -> str:
+        return f"{self.url}/api/v1/write"
+
+    def value(self, promql: str) -> float | None:
+        query = urllib.parse.urlencode({"query": promql})
+        status, body = http_get(f"{self.url}/api/v1/query?{query}")
+        if status != 200:
+            return None
+        result = json.loads(body)["data"]["result"]
+        return float(result[0]["value"][1]) if result else None
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    return process.returncode
+
+
+class Worker:
+    """One ``python -m processors`` worker, optionally under cProfile.
+
+    ``SOURCE`` is the directory it runs in (``--processor-src``): ``python -m`` puts it first
+    on ``sys.path``, so its ``processors``/``schemas``/``ingest`` are the ones imported.
+    """
+
+    SOURCE = REPO
+
+    def __init__(self, env: dict[str, str], log: Path, profile_to: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        command = [sys.executable]
+        if profile_to is not None:
+            command += ["-m", "cProfile", "-o", str(profile_to)]
+        command += ["-m", "processors"]
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+                command,
+                env={**os.environ, **env, "PROCESSOR_WEB_PORT": str(self.port)},
+                cwd=self.SOURCE,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.pid = self.process.pid
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-30:])
+            raise SystemExit(f"processor exited with {self.process.returncode}:\n{tail}")
+
+    def healthy(self) -> bool:
+        self.check_alive()
+        return http_get(f"{self.url}/health", 2)[0] == 200
+
+    def raw_messages(self) -> float:
+        """Sum of openqoe_processor_messages_total{topic="raw"} on the worker's /metrics."""
+        status, body = http_get(f"{self.url}/metrics", 5)
+        total = 0.0
+        if status != 200:
+            return total
+        for line in body.decode().splitlines():
+            if line.startswith("openqoe_processor_messages_total{") and 'topic="raw"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def stop(self) -> int:
+        return stop_process(self.process)
+
+
+def worker_env(
+    topics: Any, app_id: str, data_dir: Path, remote_write_url: str, **extra: str
+) -> dict[str, str]:
+    """The environment of tests/integration/pipeline.processor_env, with production defaults
+    instead of the tests' short timers (an empty value means "default" to the processor)."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
+        "INGEST_RAW_TOPIC": topics.raw_topic,
+        "PROCESSOR_VIEWS_TOPIC": topics.views_topic,
+        "PROCESSOR_CONTROL_TOPIC": topics.control_topic,
+        "OPENQOE_RAW_PARTITIONS": str(topics.raw_partitions),
+        "PROCESSOR_APP_ID": app_id,
+        "PROCESSOR_DATA_DIR": str(data_dir),
+        "PROCESSOR_STORE": "rocksdb://",
+        "PROCESSOR_REMOTE_WRITE_URL": remote_write_url,
+        "PROCESSOR_FLUSH_INTERVAL_S": "",
+        "PROCESSOR_VIEW_TIMEOUT_S": "",
+        "PROCESSOR_CLOSED_VIEW_RETENTION_S": "",
+        "PROCESSOR_EXPIRY_SCAN_INTERVAL_S": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+def consume_with_worker(
+    worker: Worker,
+    expected: int,
+    timeout_s: float,
+    poll_s: float = 0.25,
+    on_ready: Callable[[], None] | None = None,
+    broker_pid: int | None = None,
+) -> dict[str, Any]:
+    """Wait for the worker to answer, then until it processed ``expected`` raw messages."""
+    wait_until("processor /health", worker.healthy, 120, 0.1)
+    if on_ready is not None:
+        on_ready()
+    t_ready = time.monotonic()
+    cpu_ready = proc_cpu_s(worker.pid) or 0.0
+    busy_ready = machine_busy_s()
+    broker_ready = proc_cpu_s(broker_pid) if broker_pid else None
+    first: tuple[float, float, float] | None = None  # (time, count, cpu)
+    samples: list[tuple[float, float]] = []
+    count = 0.0
+    deadline = t_ready + timeout_s
+    while time.monotonic() < deadline:
+        worker.check_alive()
+        count = worker.raw_messages()
+        now = time.monotonic()
+        samples.append((now - t_ready, count))
+        if count > 0 and first is None:
+            first = (now, count, proc_cpu_s(worker.pid) or 0.0)
+        if count >= expected:
+            break
+        time.sleep(poll_s)
+    t_done = time.monotonic()
+    cpu_done = proc_cpu_s(worker.pid) or 0.0
+    busy_done = machine_busy_s()
+    broker_done = proc_cpu_s(broker_pid) if broker_pid else None
+    if count < expected:
+        raise SystemExit(
+            f"worker processed {count:.0f} of {expected} events in {timeout_s:.0f}s; "
+            f"see {worker.log}"
+        )
+    assert first is not None  # noqa: S101 - count >= expected > 0
+    ready_to_done = t_done - t_ready
+    first_to_done = t_done - first[0]
+    return {
+        "events": int(count),
+        "ready_to_first_s": first[0] - t_ready,
+        "ready_to_done_s": ready_to_done,
+        "events_per_s": count / ready_to_done,
+        "sustained_events_per_s": (count - first[1]) / max(first_to_done, 1e-9),
+        "cpu_s": cpu_done - cpu_ready,
+        "cpu_us_per_event": (cpu_done - cpu_ready) / count * 1e6,
+        "sustained_cpu_us_per_event": (cpu_done - first[2]) / max(count - first[1], 1) * 1e6,
+        "machine_busy_cores": (busy_done - busy_ready) / ready_to_done,
+        # The broker is shared: whatever else uses it in the window is counted too.
+        "broker_cpu_us_per_event": (broker_done - broker_ready) / count * 1e6
+        if broker_ready is not None and broker_done is not None
+        else None,
+        # Everything on the machine except the worker and the broker (bench, Prometheus,
+        # other people's work), in cores: how disturbed the measurement was.
+        "others_busy_cores": (
+            (busy_done - busy_ready)
+            - (cpu_done - cpu_ready)
+            - ((broker_done or 0.0) - (broker_ready or 0.0))
+        )
+        / ready_to_done,
+        "rss_mb": proc_rss_mb(worker.pid),
+        "progress": [(round(t, 2), int(c)) for t, c in samples[:: max(1, len(samples) // 40)]],
+    }
+
+
+# --- profile ---------------------------------------------------------------------------------
+
+_CATEGORIES = (
+    (
+        "processors decision logic (step/view/aggregates/dims)",
+        (
+            "/processors/step.py",
+            "/processors/view.py",
+            "/processors/aggregates.py",
+            "/processors/dims.py",
+            "/processors/scores.py",
+        ),
+    ),
+    ("processors app glue (app.py)", ("/processors/app.py",)),
+    (
+        "processors export (series/remote write/sinks/pusher)",
+        (
+            "/processors/series.py",
+            "/processors/remote_write.py",
+            "/processors/sinks.py",
+            "/processors/pusher.py",
+        ),
+    ),
+    ("Avro decode (schemas, fastavro)", ("/schemas/", "fastavro")),
+    (
+        "table value (de)serialisation (json/orjson, faust codecs)",
+        ("/json/", "orjson", "/faust/serializers/"),
+    ),
+    ("RocksDB (rocksdict, faust rocksdb store)", ("rocksdict", "/faust/stores/")),
+    ("faust tables/changelog (faust/tables)", ("/faust/tables/",)),
+    (
+        "faust streams/agents/topics (faust/streams, agents, topics, channels)",
+        (
+            "/faust/streams.py",
+            "/faust/agents/",
+            "/faust/topics.py",
+            "/faust/channels.py",
+            "/faust/events.py",
+        ),
+    ),
+    ("faust transport/producer/consumer (faust/transport)", ("/faust/transport/",)),
+    ("aiokafka (fetch, records, produce)", ("/aiokafka/",)),
+    ("mode/other faust", ("/mode/", "/faust/")),
+    (
+        "asyncio event loop",
+        ("/asyncio/", "selectors.py", "<built-in method select", "<method 'poll' of 'select"),
+    ),
+)
+
+
+def _category(key: tuple[str, int, str]) -> str:
+    filename, _line, name = key
+    where = f"/{filename}:{name}"
+    for label, needles in _CATEGORIES:
+        if any(n in where for n in needles):
+            return label
+    if filename == "~":
+        return f"builtins ({name[:60]})" if "method" in name else "builtins"
+    return "other"
+
+
+def summarise_profile(path: Path, top: int = 25) -> dict[str, Any]:
+    """Self time by category and the top functions by self and cumulative time."""
+    stats = pstats.Stats(str(path), stream=io.StringIO())
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in raw.values()) or 1e-9
+    by_category: dict[str, float] = {}
+    for key, (_cc, _nc, tt, _ct, _callers) in raw.items():
+        label = _category(key)
+        if label.startswith("builtins ("):
+            label = "builtins"
+        by_category[label] = by_category.get(label, 0.0) + tt
+
+    def name(key: tuple[str, int, str]) -> str:
+        filename, line, func = key
+        if filename == "~":
+            return func
+        short = filename
+        for marker in ("site-packages/", "/work/main/", "/lib/python3.11/"):
+            if marker in short:
+                short = short.split(marker, 1)[1]
+        return f"{short}:{line}({func})"
+
+    def rows(index: int) -> list[dict[str, Any]]:
+        items = sorted(raw.items(), key=lambda kv: kv[1][index], reverse=True)[:top]
+        return [
+            {"function": name(k), "calls": v[1], "self_s": round(v[2], 3), "cum_s": round(v[3], 3)}
+            for k, v in items
+        ]
+
+    return {
+        "total_self_s": total,
+        "by_category": {
+            k: {"self_s": round(v, 3), "share": round(v / total, 4)}
+            for k, v in sorted(by_category.items(), key=lambda kv: -kv[1])
+        },
+        "top_self": rows(2),
+        "top_cumulative": rows(3),
+    }
+
+
+def _spy_key(frame: str) -> tuple[str, int, str]:
+    """``function (path:line)`` of py-spy's raw format as a pstats-like key."""
+    name, _, where = frame.rpartition(" (")
+    path, _, line = where.rstrip(")").rpartition(":")
+    return (path or where, int(line) if line.isdigit() else 0, name or frame)
+
+
+def summarise_spy(path: Path, top: int = 25) -> dict[str, Any]:
+    """Self time (leaf frames) by category and function, and inclusive time by function."""
+    self_counts: dict[tuple[str, int, str], int] = {}
+    inclusive: dict[tuple[str, int, str], int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_spy_key(f) for f in stack.split(";") if f]
+        # py-spy's first frame is the thread ("process 123:...") when idle frames are off.
+        frames = [f for f in frames if not f[2].startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        self_counts[frames[-1]] = self_counts.get(frames[-1], 0) + n
+        for key in set(frames):
+            inclusive[key] = inclusive.get(key, 0) + n
+    total = total or 1
+    by_category: dict[str, int] = {}
+    for key, n in self_counts.items():
+        label = _category(key)
+        label = "builtins" if label.startswith("builtins") else label
+        by_category[label] = by_category.get(label, 0) + n
+
+    def name(key: tuple[str, int, str]) -> str:
+        filename, line, func = key
+        for marker in ("site-packages/", "/work/main/", "/lib/python3.11/"):
+            if marker in filename:
+                filename = filename.split(marker, 1)[1]
+        return f"{filename}:{line}({func})"
+
+    def rows(counts: dict[tuple[str, int, str], int]) -> list[dict[str, Any]]:
+        items = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [{"function": name(k), "share": round(n / total, 4)} for k, n in items]
+
+    return {
+        "samples": total,
+        "by_category": {
+            k: {"share": round(v / total, 4)}
+            for k, v in sorted(by_category.items(), key=lambda kv: -kv[1])
+        },
+        "top_self": rows(self_counts),
+        "top_inclusive": rows(inclusive),
+    }
+
+
+def profile_worker(
+    how: str, env: dict[str, str], workdir: Path, events: int, timeout_s: float
+) -> dict[str, Any] | None:
+    """Run a second worker over the same topic under a profiler; summarise where time goes."""
+    if how == "cprofile":
+        prof_path = workdir / "worker.prof"
+        worker = Worker(env, workdir / "profile.log", profile_to=prof_path)
+        try:
+            run = consume_with_worker(worker, events, timeout_s)
+        finally:
+            worker.stop()
+        if not prof_path.exists():
+            print("  (the profiled worker wrote no profile)", flush=True)
+            return None
+        return {
+            "tool": "cProfile",
+            "events": events,
+            "events_per_s_under_profiler": run["events_per_s"],
+            "path": str(prof_path),
+            "summary": summarise_profile(prof_path),
+        }
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        print("  (py-spy is not installed: pip install -e '.[dev]')", flush=True)
+        return None
+    out = workdir / "worker.spy.txt"
+    worker = Worker(env, workdir / "profile.log")
+    spy_process: subprocess.Popen[bytes] | None = None
+
+    def start_spy() -> None:
+        nonlocal spy_process
+        spy_process = subprocess.Popen(  # noqa: S603 - the dev extra's py-spy
+            [
+                spy,
+                "record",
+                "--pid",
+                str(worker.pid),
+                "--format",
+                "raw",
+                "--rate",
+                "250",
+                "--output",
+                str(out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "py-spy.log").open("wb"),
+        )
+
+    try:
+        run = consume_with_worker(worker, events, timeout_s, on_ready=start_spy)
+    finally:
+        if spy_process is not None:
+            spy_process.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy_process.wait(30)
+        worker.stop()
+    if not out.exists():
+        print(f"  (py-spy wrote no profile; see {workdir / 'py-spy.log'})", flush=True)
+        return None
+    return {
+        "tool": "py-spy (sampling, 250 Hz, --nonblocking)",
+        "events": events,
+        "events_per_s_under_profiler": run["events_per_s"],
+        "path": str(out),
+        "summary": summarise_spy(out),
+    }
+
+
+# --- freshness ------------------------------------------------------------------------------
+
+
+class Collector:
+    def __init__(self, topics: Any, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
+            "INGEST_HOST": "127.0.0.1",
+            "INGEST_PORT": str(self.port),
+            "INGEST_AUTH_DISABLED": "true",
+            "INGEST_RAW_TOPIC": topics.raw_topic,
+            "INGEST_REJECTED_TOPIC": topics.rejected_topic,
+            "LOG_LEVEL": "WARNING",
+        }
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ingest"],
+                env=env,
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.log = log
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise SystemExit(f"collector exited ({self.process.returncode}); see {self.log}")
+            return http_get(f"{self.url}/ready", 2)[0] == 200
+
+        wait_until("collector /ready", ready, 60)
+
+    def post(self, events: list[dict[str, Any]]) -> int:
+        request = urllib.request.Request(  # noqa: S310 - loopback
+            f"{self.url}/v1/events",
+            data=json.dumps({"events": events}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    def stop(self) -> int:
+        return stop_process(self.process)
+
+
+def probe_events(org: str, now_ms: int) -> list[dict[str, Any]]:
+    from bench.traffic import base_event, new_view
+
+    view = new_view(random.Random(), org)
+    return [
+        base_event(view, "viewstart", now_ms - 1500, {"preroll_requested": False}),
+        base_event(view, "playerready", now_ms - 1200, {"player_startup_time": 120.0}),
+        base_event(
+            view, "playing", now_ms - 200, {"video_startup_time": 1300.0, "bitrate": 1_600_000}
+        ),
+    ]
+
+
+def measure_freshness(
+    collector: Collector,
+    prometheus: Prometheus,
+    worker: Worker,
+    probes: int,
+    suffix: str,
+    gap_s: float,
+    timeout_s: float,
+    rng: random.Random,
+) -> dict[str, Any]:
+    def one(org: str) -> float | None:
+        status = collector.post(probe_events(org, int(time.time() * 1000)))
+        acked = time.monotonic()
+        if not 200 <= status < 300:
+            raise SystemExit(f"collector answered {status} to a probe")
+        promql = f'sum(openqoe_views_started_total{{org="{org}"}})'
+        deadline = acked + timeout_s
+        while time.monotonic() < deadline:
+            if (prometheus.value(promql) or 0) >= 1:
+                return time.monotonic() - acked
+            worker.check_alive()
+            time.sleep(0.1)
+        return None
+
+    # Warm-up probe (not counted): the worker has joined the group and flushes to Prometheus.
+    if one(f"warm{suffix}") is None:
+        raise SystemExit("the warm-up probe never became visible in Prometheus")
+    latencies: list[float] = []
+    misses = 0
+    for i in range(probes):
+        time.sleep(rng.uniform(0, gap_s))
+        latency = one(f"fresh{suffix}{i}")
+        if latency is None:
+            misses += 1
+        else:
+            latencies.append(latency)
+        print(
+            f"  probe {i + 1}/{probes}: {'missed' if latency is None else f'{latency:.2f} s'}",
+            flush=True,
+        )
+    ordered = sorted(latencies)
+    return {
+        "probes": probes,
+        "missed": misses,
+        "p50_s": percentile(ordered, 50),
+        "p95_s": percentile(ordered, 95),
+        "max_s": ordered[-1] if ordered else None,
+        "min_s": ordered[0] if ordered else None,
+        "latencies_s": [round(x, 3) for x in latencies],
+    }
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def machine_info(bootstrap: str) -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    versions: dict[str, str | None] = {}
+    for module in ("faust", "aiokafka", "fastavro", "rocksdict", "orjson"):
+        try:
+            from importlib.metadata import version
+
+            dist = {"faust": "faust-streaming"}.get(module, module)
+            versions[module] = version(dist)
+        except Exception:  # noqa: BLE001 - not installed
+            versions[module] = None
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "mem_total_mb": int(Path("/proc/meminfo").read_text().split()[1]) // 1024,
+        "loadavg_before": os.getloadavg(),
+        "python": platform.python_version(),
+        **versions,
+        "kafka_bootstrap": bootstrap,
+    }
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def floor_rows(floor: dict[str, Any] | None) -> list[str]:
+    floor = floor or {}
+    labels = {
+        "noop": "faust floor: minimal agent, no work",
+        "table": "faust floor: decode + one 2 kB table write per event",
+    }
+    rows = []
+    for mode, label in labels.items():
+        r = floor.get(mode)
+        if r:
+            rows.append(
+                f"| {label} ({floor['events']:,} events) | | {_fmt(r['events_per_s'], 0)} | "
+                f"{_fmt(r['cpu_us_per_event'])} | | |"
+            )
+    return rows
+
+
+def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
+    lines: list[str] = []
+    m = results["machine"]
+    lines.append(
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_total_mb']} MB, Python "
+        f"{m['python']}, faust-streaming {m['faust']}, aiokafka {m['aiokafka']}, rocksdict "
+        f"{m['rocksdict']}, orjson {m['orjson'] or 'not installed'}; load average before "
+        f"{', '.join(f'{x:.2f}' for x in m['loadavg_before'])}."
+    )
+    t = results.get("throughput")
+    if t:
+        b, o = t["baseline"], t["ours"]
+        lines += [
+            "",
+            f"Throughput: {t['events']:,} events pre-produced to {RAW_PARTITIONS} partitions "
+            f"({t['encoded_bytes_per_event']:.0f} B/event Avro), {t['views']:,} views.",
+            "",
+            "| | events/s (start to done) | events/s (sustained) | CPU-us/event | "
+            "broker CPU-us/event | time (s) |",
+            "|---|---:|---:|---:|---:|---:|",
+            f"| baseline: raw aiokafka consumer, decode only | {_fmt(b['events_per_s'], 0)} | "
+            f"{_fmt(b['sustained_events_per_s'], 0)} | {_fmt(b['cpu_us_per_event'])} | "
+            f"{_fmt(b.get('broker_cpu_us_per_event'))} | {_fmt(b['start_to_done_s'])} |",
+            f"| ours: one processor worker (RocksDB) | {_fmt(o['events_per_s'], 0)} | "
+            f"{_fmt(o['sustained_events_per_s'], 0)} | {_fmt(o['cpu_us_per_event'])} | "
+            f"{_fmt(o.get('broker_cpu_us_per_event'))} | {_fmt(o['ready_to_done_s'])} |",
+            f"| ratio ours / baseline | {o['events_per_s'] / b['events_per_s']:.2f} | "
+            f"{o['sustained_events_per_s'] / b['sustained_events_per_s']:.2f} | "
+            f"{o['cpu_us_per_event'] / b['cpu_us_per_event']:.1f} | | |",
+            *floor_rows(results.get("floor")),
+            "",
+            f"Worker: ready to first event {o['ready_to_first_s']:.1f} s (group join, "
+            f"assignment); RSS at the end {_fmt(o['rss_mb'], 0)} MB. During the worker's run "
+            f"the machine was busy {o['machine_busy_cores']:.2f} of {m['nproc']} cores, of "
+            f"which {o['others_busy_cores']:.2f} neither the worker nor the broker (bench "
+            "poller, Prometheus, anything else running).",
+        ]
+    p = results.get("profile")
+    if p:
+        summary = p["summary"]
+        lines += [
+            "",
+            f"Profile ({p['tool']}, second worker over the same {p['events']:,} events, "
+            f"{p['events_per_s_under_profiler']:,.0f} events/s while profiled); self time by "
+            "category:",
+            "",
+            "| category | share of worker time |",
+            "|---|---:|",
+        ]
+        for label, row in list(summary["by_category"].items())[:14]:
+            lines.append(f"| {label} | {row['share'] * 100:.1f}% |")
+        lines += ["", "Top functions by self time:", "", "| function | share |", "|---|---:|"]
+        for row in summary["top_self"][:15]:
+            share = row["share"] if "share" in row else row["self_s"] / summary["total_self_s"]
+            lines.append(f"| `{row['function']}` | {share * 100:.1f}% |")
+    f = results.get("freshness")
+    if f:
+        lines += [
+            "",
+            f"Freshness (collector 2xx to visible in Prometheus; flush interval "
+            f"{args.flush_interval:g} s; {f['probes']} probes, {f['missed']} missed): "
+            f"p50 {_fmt(f['p50_s'], 2)} s, p95 {_fmt(f['p95_s'], 2)} s, "
+            f"min {_fmt(f['min_s'], 2)} s, max {_fmt(f['max_s'], 2)} s.",
+        ]
+    targets = results.get("targets", {})
+    if targets:
+        lines += ["", "Targets: " + "; ".join(f"{k}: {v}" for k, v in targets.items())]
+    return "\n".join(lines)
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+async def prepare_throughput_topic(
+    bootstrap: str, suffix: str, n: int, seed: int
+) -> tuple[Any, dict[str, Any]]:
+    topics = await create_topics(bootstrap, suffix)
+    now_ms = int(time.time() * 1000)
+    started = time.monotonic()
+    raw = generate_raw_events(n, seed, now_ms)
+    views = len({e["view_id"] for e in raw})
+    messages = encode_like_collector(raw, now_ms)
+    del raw
+    prepared = time.monotonic() - started
+    produce_s = await produce(bootstrap, topics.raw_topic, messages)
+    info = {
+        "events": n,
+        "views": views,
+        "encoded_bytes_per_event": sum(len(v) for _k, v in messages) / len(messages),
+        "generate_encode_s": prepared,
+        "produce_s": produce_s,
+    }
+    return topics, info
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_baseline"]:
+        baseline_main(argv[1], argv[2], int(argv[3]), float(argv[4]))
+        return
+    if argv[:1] == ["_floor"]:
+        floor_main(argv[1], argv[2], argv[3], int(argv[4]), argv[5])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="events to pre-produce")
+    parser.add_argument("--probes", type=int, default=20, help="freshness probes (0: skip)")
+    parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=10.0,
+        help="PROCESSOR_FLUSH_INTERVAL_S of the freshness worker",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("py-spy", "cprofile", "none"),
+        default="py-spy",
+        help="profile a second worker: py-spy (sampling, near full speed) or cProfile",
+    )
+    parser.add_argument(
+        "--profile-events",
+        type=int,
+        default=0,
+        help="events the profiled worker consumes (default: all)",
+    )
+    parser.add_argument(
+        "--floor-events",
+        type=int,
+        default=50_000,
+        help="events for the faust floor runs (minimal faust apps over the same topic; 0: skip)",
+    )
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="bound on each consuming phase, seconds"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120.0,
+        help="before each measured phase, wait up to this many seconds for a quiet machine",
+    )
+    parser.add_argument("--json", type=Path, help="write all results here")
+    parser.add_argument(
+        "--processor-src",
+        type=Path,
+        help="run the workers from this tree instead (e.g. the code before a change: "
+        "git archive HEAD processors schemas ingest | tar -x -C DIR)",
+    )
+    parser.add_argument("--keep-topics", action="store_true")
+    parser.add_argument("--workdir", type=Path, help="logs, data dirs (default: a temp dir)")
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, str(REPO))
+    if args.processor_src is not None:
+        Worker.SOURCE = args.processor_src.resolve()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="openqoe-pbench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex[:8]
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run(  # noqa: S603 - git on our own repository
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, check=False
+    )
+    dirty = subprocess.run(  # noqa: S603
+        [*git, "status", "--porcelain", "processors"], capture_output=True, check=False
+    )
+    results: dict[str, Any] = {
+        "processor_src": str(Worker.SOURCE),
+        "git_head": head.stdout.decode().strip(),
+        "processors_modified_in_work_tree": bool(dirty.stdout.strip()),
+        "machine": machine_info(args.bootstrap),
+        "run_id": run_id,
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+    topic_names: list[str] = []
+    app_prefixes: list[str] = []
+    broker_pid = find_broker_pid(args.bootstrap)
+
+    def quiet(results: dict[str, Any], phase: str) -> None:
+        if args.wait_quiet > 0:
+            busy = wait_until_quiet(args.wait_quiet)
+            results.setdefault("busy_before_phase_cores", {})[phase] = round(busy, 3)
+
+    prometheus = Prometheus(workdir / "prometheus")
+    print(f"workdir {workdir}; Prometheus at {prometheus.url}", flush=True)
+    try:
+        if not args.skip_throughput:
+            print(f"[throughput] generating and producing {args.events:,} events ...", flush=True)
+            topics, info = asyncio.run(
+                prepare_throughput_topic(args.bootstrap, f"t{run_id}", args.events, args.seed)
+            )
+            topic_names += [s.name for s in topics.specs()]
+            print(f"  produced in {info['produce_s']:.1f} s", flush=True)
+
+            print("[throughput] baseline: raw consumer, decode only ...", flush=True)
+            quiet(results, "baseline")
+            baseline = run_baseline(
+                args.bootstrap, topics.raw_topic, args.events, args.timeout, broker_pid
+            )
+            print(
+                f"  {baseline['events_per_s']:,.0f} events/s, "
+                f"{baseline['cpu_us_per_event']:.1f} CPU-us/event",
+                flush=True,
+            )
+
+            print("[throughput] ours: one processor worker ...", flush=True)
+            quiet(results, "ours")
+            app_id = f"pbench-{run_id}-ours"
+            app_prefixes.append(app_id)
+            worker = Worker(
+                worker_env(topics, app_id, workdir / "ours-data", prometheus.write_url),
+                workdir / "ours.log",
+            )
+            try:
+                ours = consume_with_worker(worker, args.events, args.timeout, broker_pid=broker_pid)
+            finally:
+                ours_exit = worker.stop()
+            ours["exit_code"] = ours_exit
+            print(
+                f"  {ours['events_per_s']:,.0f} events/s (sustained "
+                f"{ours['sustained_events_per_s']:,.0f}), {ours['cpu_us_per_event']:.1f} "
+                f"CPU-us/event, exit {ours_exit}",
+                flush=True,
+            )
+            results["throughput"] = {**info, "baseline": baseline, "ours": ours}
+
+            if args.floor_events > 0:
+                floors: dict[str, Any] = {"events": min(args.floor_events, args.events)}
+                for mode in ("noop", "table"):
+                    print(f"[floor] minimal faust app, {mode} ...", flush=True)
+                    quiet(results, f"floor-{mode}")
+                    floors[mode] = run_floor(
+                        mode,
+                        args.bootstrap,
+                        topics.raw_topic,
+                        floors["events"],
+                        workdir,
+                        args.timeout,
+                    )
+                    app_prefixes.append(f"pbench-floor-{mode}")
+                results["floor"] = floors
+
+            if args.profile != "none":
+                n = args.profile_events or args.events
+                print(f"[profile] worker under {args.profile}, {n:,} events ...", flush=True)
+                quiet(results, "profile")
+                app_id = f"pbench-{run_id}-prof"
+                app_prefixes.append(app_id)
+                results["profile"] = profile_worker(
+                    args.profile,
+                    worker_env(topics, app_id, workdir / "prof-data", prometheus.write_url),
+                    workdir,
+                    n,
+                    args.timeout * 3,
+                )
+
+        if args.probes > 0:
+            print(
+                f"[freshness] {args.probes} probes, flush interval {args.flush_interval:g} s",
+                flush=True,
+            )
+            topics = asyncio.run(create_topics(args.bootstrap, f"f{run_id}"))
+            topic_names += [s.name for s in topics.specs()]
+            app_id = f"pbench-{run_id}-fresh"
+            app_prefixes.append(app_id)
+            collector = Collector(topics, workdir / "collector.log")
+            worker = Worker(
+                worker_env(
+                    topics,
+                    app_id,
+                    workdir / "fresh-data",
+                    prometheus.write_url,
+                    PROCESSOR_FLUSH_INTERVAL_S=str(args.flush_interval),
+                ),
+                workdir / "fresh.log",
+            )
+            try:
+                collector.wait_ready()
+                wait_until("processor /health", worker.healthy, 120, 0.1)
+                results["freshness"] = measure_freshness(
+                    collector,
+                    prometheus,
+                    worker,
+                    args.probes,
+                    run_id,
+                    gap_s=args.flush_interval,
+                    timeout_s=max(60.0, 6 * args.flush_interval),
+                    rng=random.Random(args.seed),
+                )
+                results["freshness"]["flush_interval_s"] = args.flush_interval
+            finally:
+                worker.stop()
+                collector.stop()
+    finally:
+        prometheus.stop()
+        if not args.keep_topics and (topic_names or app_prefixes):
+            with contextlib.suppress(Exception):
+                deleted = asyncio.run(delete_topics(args.bootstrap, topic_names, app_prefixes))
+                print(f"deleted {len(deleted)} topics", flush=True)
+
+    results["machine"]["loadavg_after"] = os.getloadavg()
+    targets: dict[str, str] = {}
+    if "throughput" in results:
+        eps = results["throughput"]["ours"]["sustained_events_per_s"]
+        targets["throughput >= 10,000 events/s (sustained)"] = (
+            f"{'met' if eps >= 10_000 else 'NOT met'} ({eps:,.0f})"
+        )
+    if results.get("freshness", {}).get("p95_s") is not None:
+        p95 = results["freshness"]["p95_s"]
+        ok = p95 < 15 and results["freshness"]["missed"] == 0
+        targets["freshness p95 < 15 s"] = f"{'met' if ok else 'NOT met'} ({p95:.2f} s)"
+    results["targets"] = targets
+    print()
+    print(markdown(results, args))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+        print(f"\nresults written to {args.json}")
+
+
+if __name__ == "__main__":
+    main()
