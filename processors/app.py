@@ -22,7 +22,7 @@ from processors.config import ProcessorConfig
 from processors.dims import DimensionCaps
 from processors.metrics import ProcessorMetrics
 from processors.pusher import Pusher, PushMetrics
-from processors.series import build_samples
+from processors.series import NewSeries, build_samples
 from processors.sinks import (
     LOKI_HEADERS,
     REMOTE_WRITE_HEADERS,
@@ -63,6 +63,7 @@ class Processor:
         self.summary_codec = view_summary_codec()
         self.positions: dict[int, int] = {}
         self._flush_lock = asyncio.Lock()
+        self.new_series = NewSeries()
         self._log_lines: list[LogLine] = []
 
         servers = ";".join(
@@ -113,6 +114,7 @@ class Processor:
             partitions=config.partitions,
             key_type=str,
         )
+        self._drain_producer_buffer_on_flush()
         self.source = self.app.topic(
             config.raw_topic,
             config.control_topic,
@@ -159,6 +161,39 @@ class Processor:
         self.app.page("/health")(_health_view(self))
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._on_shutdown)
+
+    def _drain_producer_buffer_on_flush(self) -> None:
+        """Make faust's producer flush wait until every queued table write was handed on.
+
+        ``ProducerBuffer.flush`` gives up after 0.1 s without a completed send even when
+        writes are still queued, and the consumer commits source offsets right after it.
+        Under load a kill -9 then lost changelog writes of committed events (seen in the
+        crash test). Draining fully keeps "changelog before commit" true.
+        """
+        # The concrete ProducerBuffer: its private task method is what we wrap.
+        buffer: Any = self.app.producer.buffer
+        send_pending = buffer._send_pending
+        in_flight = 0
+
+        # The buffer's task takes a write off its queue before handing it to aiokafka, so
+        # "queue empty" is not "all handed on": count the write being handed on too.
+        async def tracked_send(future: Any) -> None:
+            nonlocal in_flight
+            in_flight += 1
+            try:
+                await send_pending(future)
+            finally:
+                in_flight -= 1
+
+        async def drain() -> None:
+            while buffer.size or in_flight:
+                if buffer.size:
+                    await buffer.flush_atmost(buffer.size)
+                else:
+                    await asyncio.sleep(0.001)
+
+        buffer._send_pending = tracked_send
+        buffer.flush = drain
 
     # --- the agent ------------------------------------------------------------------------
 
@@ -301,20 +336,22 @@ class Processor:
             if tp.topic == self.config.raw_topic
         }
 
+    async def _backlog(self, partition: int) -> int | None:
+        """Messages of the raw partition not yet processed, or None while not yet known."""
+        consumer = self.app.consumer
+        tp = faust.types.TP(self.config.raw_topic, partition)
+        highwater = consumer.highwater(tp)
+        position = self.positions.get(partition)
+        if position is None:
+            position = await consumer.position(tp)
+        if highwater is None or highwater < 0 or position is None:
+            return None
+        return max(0, highwater - position)
+
     async def _caught_up(self, partitions: set[int]) -> set[int]:
         """Partitions with no known backlog: a view of a lagging partition may have events
         waiting to be processed, so it is not idle however old its last event is."""
-        done = set()
-        consumer = self.app.consumer
-        for partition in partitions:
-            tp = faust.types.TP(self.config.raw_topic, partition)
-            highwater = consumer.highwater(tp)
-            position = self.positions.get(partition)
-            if position is None:
-                position = await consumer.position(tp)
-            if highwater is None or position is None or position >= highwater:
-                done.add(partition)
-        return done
+        return {p for p in partitions if not await self._backlog(p)}
 
     async def _expiry_scan(self) -> None:
         if self.app.rebalancing or self.app.in_recovery:
@@ -356,7 +393,9 @@ class Processor:
                 elif not value["closed"]:
                     open_views.append(value)
             concurrency_window = 2 * self.config.heartbeat_interval_s * 1000
-            samples = build_samples(aggregates, open_views, now_ms, concurrency_window)
+            samples = build_samples(
+                aggregates, open_views, now_ms, concurrency_window, self.new_series
+            )
             lines, self._log_lines = self._log_lines, []
             # Push only what is durable: after a crash the restored state is never behind
             # what was pushed, so no counter goes backwards.
@@ -377,22 +416,14 @@ class Processor:
             self.metrics.series.set(len(samples))
 
     async def _durable(self) -> None:
-        producer = self.app.producer
-        # faust's buffer.flush() may return while messages are still queued; loop until empty.
-        while producer.buffer.size:
-            await producer.buffer.flush()
-        await producer.flush()
+        # The buffer flush drains fully (_drain_producer_buffer_on_flush), then aiokafka's.
+        await self.app.producer.flush()
 
     async def _update_lag(self, active: set[int]) -> None:
-        consumer = self.app.consumer
         for partition in active:
-            tp = faust.types.TP(self.config.raw_topic, partition)
-            highwater = consumer.highwater(tp)
-            position = self.positions.get(partition)
-            if position is None:
-                position = await consumer.position(tp)
-            if highwater is not None and highwater >= 0 and position is not None:
-                self.metrics.lag.labels(str(partition)).set(max(0, highwater - position))
+            backlog = await self._backlog(partition)
+            if backlog is not None:
+                self.metrics.lag.labels(str(partition)).set(backlog)
 
     async def _on_revoked(
         self, sender: Any, /, *args: Any, signal: Any = None, **kwargs: Any
@@ -404,6 +435,7 @@ class Processor:
             for tp in revoked:
                 if tp.topic == self.config.raw_topic:
                     self.positions.pop(tp.partition, None)
+                    self.new_series.forget(tp.partition)
                     with contextlib.suppress(KeyError):
                         self.metrics.lag.remove(str(tp.partition))
 
