@@ -52,14 +52,13 @@ def kafka_bootstrap() -> str:
     return servers
 
 
-@pytest.fixture
-async def topics(kafka_bootstrap: str) -> TopicsConfig:
-    """Fresh raw/rejected/views topics for one test."""
+async def fresh_topics(kafka_bootstrap: str, raw_partitions: int = 3) -> TopicsConfig:
+    """Create raw/rejected/views/control topics with a unique suffix."""
     suffix = uuid.uuid4().hex[:10]
     config = TopicsConfig(
         kafka_bootstrap_servers=kafka_bootstrap,
         raw_topic=f"test.raw.{suffix}",
-        raw_partitions=3,
+        raw_partitions=raw_partitions,
         rejected_topic=f"test.rejected.{suffix}",
         rejected_partitions=1,
         views_topic=f"test.views.{suffix}",
@@ -67,6 +66,12 @@ async def topics(kafka_bootstrap: str) -> TopicsConfig:
     )
     await ensure_topics(config)
     return config
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str) -> TopicsConfig:
+    """Fresh topics for one test."""
+    return await fresh_topics(kafka_bootstrap)
 
 
 def ingest_config(topics: TopicsConfig, **overrides: Any) -> IngestConfig:

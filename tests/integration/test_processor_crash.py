@@ -11,7 +11,7 @@ import pytest
 
 from ingest.topics import TopicsConfig
 from processors.catalog import COUNTERS, HISTOGRAMS
-from tests.integration.conftest import CollectorFactory
+from tests.integration.conftest import CollectorFactory, fresh_topics
 from tests.integration.pipeline import ProcessorWorker, PrometheusServer, processor_env, wait_for
 from tests.integration.test_processor_e2e import latest_summaries
 from tests.oracle import Expected, generate
@@ -153,20 +153,8 @@ async def test_two_workers_rebalance_and_a_kill_keep_numbers_exact(
     kafka_bootstrap: str,
     tmp_path: Path,
 ) -> None:
-    from ingest.topics import ensure_topics
-
-    suffix = uuid.uuid4().hex[:8]
-    topics = TopicsConfig(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        raw_topic=f"test.raw.{suffix}",
-        raw_partitions=6,
-        rejected_topic=f"test.rejected.{suffix}",
-        rejected_partitions=1,
-        views_topic=f"test.views.{suffix}",
-        control_topic=f"test.control.{suffix}",
-    )
-    await ensure_topics(topics)
-    org = f"rebal{suffix}"
+    topics = await fresh_topics(kafka_bootstrap, raw_partitions=6)  # room for two owners
+    org = f"rebal{uuid.uuid4().hex[:8]}"
     views = generate(org, VIEWS, seed=23)
     expected = Expected(views)
     batches = list(views.values())
