@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The LogQL parser the dashboard tests use (@grafana/lezer-logql, from the npm registry).
+if [[ ! -d deploy/grafana/node/node_modules ]]; then
+  npm ci --prefix deploy/grafana/node --no-audit --no-fund
+fi
 bash deploy/kafka-local.sh start
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
 .venv/bin/ruff check .
