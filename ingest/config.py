@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ingest.env import EnvReader, parse_bool
 from ingest.errors import ConfigError
 
 T = TypeVar("T")
@@ -79,7 +80,7 @@ class IngestConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IngestConfig:
         """Build the config from ``INGEST_*`` variables (and ``KAFKA_BOOTSTRAP_SERVERS``)."""
-        env = _Env(environ)
+        env = EnvReader(environ, ConfigError)
         keys = _parse_keys(environ.get("INGEST_API_KEYS", ""), "INGEST_API_KEYS")
         keys_file = environ.get("INGEST_API_KEYS_FILE")
         if keys_file:
@@ -99,7 +100,7 @@ class IngestConfig:
             host=env.get("INGEST_HOST", str, defaults.host),
             port=env.get("INGEST_PORT", int, defaults.port),
             api_keys=keys,
-            auth_disabled=env.get("INGEST_AUTH_DISABLED", _bool, False),
+            auth_disabled=env.get("INGEST_AUTH_DISABLED", parse_bool, False),
             cors_origins=tuple(
                 o.strip() for o in environ.get("INGEST_CORS_ORIGINS", "").split(",") if o.strip()
             ),
@@ -131,30 +132,6 @@ class IngestConfig:
                 "INGEST_SHUTDOWN_TIMEOUT_S", float, defaults.shutdown_timeout_s
             ),
         )
-
-
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(value)
-
-
-class _Env:
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self._environ = environ
-
-    def get(self, name: str, cast: Callable[[str], T], default: T) -> T:
-        raw = self._environ.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return cast(raw)
-        except ValueError:
-            kind = {int: "int", float: "float", _bool: "bool"}.get(cast, "value")
-            raise ConfigError(f"Config '{name}' has value '{raw}'. Not a valid {kind}.") from None
 
 
 def _parse_keys(text: str, source: str) -> dict[Secret, str]:

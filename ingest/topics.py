@@ -19,6 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
+from ingest.env import EnvReader
 from ingest.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -63,14 +64,10 @@ class TopicsConfig:
     def from_env(cls, environ: Mapping[str, str]) -> TopicsConfig:
         d = cls()
 
+        env = EnvReader(environ, ConfigError)
+
         def integer(name: str, default: int) -> int:
-            raw = environ.get(name, "")
-            if not raw:
-                return default
-            try:
-                return int(raw)
-            except ValueError:
-                raise ConfigError(f"Config '{name}' has value '{raw}'. Not a valid int.") from None
+            return env.get(name, int, default)
 
         return cls(
             kafka_bootstrap_servers=environ.get(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ingest.env import EnvReader, parse_bool
 from processors.errors import ConfigError
 
 T = TypeVar("T")
@@ -71,26 +72,8 @@ class ProcessorConfig:
     def from_env(cls, environ: Mapping[str, str]) -> ProcessorConfig:
         d = cls()
 
-        def get(name: str, cast: Callable[[str], T], default: T) -> T:
-            raw = environ.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return cast(raw)
-            except ValueError:
-                kind = getattr(cast, "__name__", "value")
-                raise ConfigError(
-                    f"Config '{name}' has value '{raw}'. Not a valid {kind}."
-                ) from None
-
-        def boolean(raw: str) -> bool:
-            if raw.lower() in ("1", "true", "yes", "on"):
-                return True
-            if raw.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-
-        boolean.__name__ = "bool"
+        get = EnvReader(environ, ConfigError).get
+        boolean = parse_bool
         caps: dict[str, int] = {}
         for item in environ.get("PROCESSOR_DIMENSION_CAPS", "").split(","):
             if item.strip():

@@ -126,3 +126,12 @@ def test_rate_limit_is_a_token_bucket_per_org() -> None:
 def test_rate_limit_zero_means_off() -> None:
     limit = OrgRateLimit(rate=0, burst=0, clock=lambda: 0.0)
     limit.take("a", 10**9)
+
+
+def test_topics_settings_use_the_same_checks() -> None:
+    from ingest.topics import TopicsConfig
+
+    assert TopicsConfig.from_env({"OPENQOE_RAW_PARTITIONS": "24"}).raw_partitions == 24
+    with pytest.raises(ConfigError) as info:
+        TopicsConfig.from_env({"OPENQOE_RAW_PARTITIONS": "lots"})
+    assert "'OPENQOE_RAW_PARTITIONS' has value 'lots'. Not a valid int." in str(info.value)
