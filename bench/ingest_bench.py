@@ -72,10 +72,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import (
+    REPO,
+    find_broker_pid,
+    free_port,
+    machine_busy_s,
+    percentile,
+    proc_cpu_s,
+)
+from bench.common import (
+    fmt as _fmt,
+)
+
 ORG = "bench_org"
 KEY = "bench-key-" + "0" * 22
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DEFAULT_SCENARIOS = (
     "closed-b1,closed-b10,closed-b100,open-b10-r10000,open-b100-r20000,"
     "baseline-b1,baseline-b10,baseline-b100,baseline-b100-gather,profile-b10,profile-b100"
@@ -83,24 +93,6 @@ DEFAULT_SCENARIOS = (
 
 
 # --- CPU accounting ---------------------------------------------------------------------------
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """utime + stime of a whole process (all threads), in seconds; None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces: split after its closing parenthesis.
-    fields = text[text.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def machine_busy_s() -> float:
-    """CPU-seconds the whole machine spent busy (all CPUs) since boot, from /proc/stat."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def wait_until_quiet(budget_s: float, ours: list[int], threshold: float = 0.15) -> float:
@@ -120,30 +112,6 @@ def wait_until_quiet(budget_s: float, ours: list[int], threshold: float = 0.15) 
         if other < threshold or time.monotonic() >= deadline:
             return other
         print(f"  waiting for a quiet machine (others use {100 * other:.0f} % CPU)", flush=True)
-
-
-def find_broker_pid(bootstrap: str) -> int | None:
-    """The local ``kafka.Kafka`` JVM: the pid file of deploy/kafka-local.sh, else a /proc scan."""
-    if not bootstrap.startswith(("127.0.0.1:", "localhost:")):
-        return None
-    candidates: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"kafka.Kafka" in cmdline and cmdline[0].endswith(b"java"):
-            candidates.append(int(entry.name))
-    if len(candidates) == 1:
-        return candidates[0]
-    pid_file = REPO / ".local" / "kafka" / "run" / "kafka.pid"
-    with contextlib.suppress(OSError, ValueError):
-        pid = int(pid_file.read_text().strip())
-        if pid in candidates:
-            return pid
-    return None
 
 
 # --- events ------------------------------------------------------------------------------------
@@ -592,19 +560,6 @@ class Collector:
                 self.process.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
-
-
 def run_workers(
     args: argparse.Namespace,
     scenario: Scenario,
@@ -988,10 +943,6 @@ def stage_costs(events: list[dict[str, Any]], repeat: int = 5) -> dict[str, floa
 
 
 # --- reporting ---------------------------------------------------------------------------------
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def markdown(

@@ -69,7 +69,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -82,23 +81,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+from bench.common import (
+    REPO,
+    find_broker_pid,
+    free_port,
+    machine_busy_s,
+    percentile,
+    proc_cpu_s,
+)
+from bench.common import (
+    fmt as _fmt,
+)
+
 ORG = "bench_org"
 RAW_PARTITIONS = 12
 
 
 # --- small helpers ---------------------------------------------------------------------------
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """utime + stime of a whole process (all threads), in seconds; None if it is gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()  # the command name may contain spaces
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def proc_rss_mb(pid: int) -> float | None:
@@ -109,13 +108,6 @@ def proc_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
-
-
-def machine_busy_s() -> float:
-    """CPU-seconds the whole machine spent busy (all CPUs) since boot, from /proc/stat."""
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLK_TCK
 
 
 def wait_until_quiet(budget_s: float, threshold: float = 0.3) -> float:
@@ -133,29 +125,6 @@ def wait_until_quiet(budget_s: float, threshold: float = 0.3) -> float:
         if busy < threshold or time.monotonic() >= deadline:
             return busy
         print(f"  waiting for a quiet machine (busy {100 * busy:.0f} % of a core)", flush=True)
-
-
-def find_broker_pid(bootstrap: str) -> int | None:
-    """The local ``kafka.Kafka`` JVM (deploy/kafka-local.sh), found in /proc."""
-    if not bootstrap.startswith(("127.0.0.1:", "localhost:")):
-        return None
-    candidates: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"kafka.Kafka" in cmdline and cmdline[0].endswith(b"java"):
-            candidates.append(int(entry.name))
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
@@ -176,14 +145,6 @@ def wait_until(what: str, check: Callable[[], Any], timeout_s: float, every_s: f
             return result
         time.sleep(every_s)
     raise SystemExit(f"timed out after {timeout_s:.0f}s waiting for {what}")
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile of already sorted values."""
-    if not sorted_values:
-        return None
-    rank = max(1, int(-(-q * len(sorted_values) // 100)))  # ceil(q/100 * n)
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 # --- topics ----------------------------------------------------------------------------------
@@ -1047,10 +1008,6 @@ def machine_info(bootstrap: str) -> dict[str, Any]:
         **versions,
         "kafka_bootstrap": bootstrap,
     }
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
 
 
 def floor_rows(floor: dict[str, Any] | None) -> list[str]:
