@@ -18,7 +18,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.view import RECENT_IDS, Deltas, State, apply_event, close, merge_deltas, new_view
+from processors.view import (
+    RECENT_IDS,
+    Deltas,
+    State,
+    apply_event,
+    close,
+    merge_deltas,
+    new_view,
+    view_summary,
+)
 
 RAW = "raw"
 CONTROL = "ctl"
@@ -43,11 +52,29 @@ def _record(view: State, topic: str, offset: int, pending: Deltas) -> None:
     view["pending"] = pending
 
 
-def _replay(view: State, topic: str, offset: int, agg_offset: int) -> Step:
-    """The view already reflects this message: re-apply its recorded deltas if needed."""
+def _replay(
+    view: State,
+    topic: str,
+    offset: int,
+    agg_offset: int,
+    event: Mapping[str, Any] | None = None,
+) -> Step:
+    """The view already reflects this message: re-apply its recorded deltas if needed,
+    and publish again what closing the view published.
+
+    The summary is published after the view write and is only known to be in Kafka once
+    the message's offset is committed; a replayed message was not committed, so its
+    summary may have been lost with the crash. Consumers get it at least once (the same
+    record again if it was not lost).
+    """
+    step = Step("replayed")
     if view["last_msg"] == [topic, offset] and view["pending"] and agg_offset < offset:
-        return Step("replayed", deltas=view["pending"])
-    return Step("replayed")
+        step.deltas = view["pending"]
+    if view.get("closed_by") == [topic, offset]:
+        step.summary = view_summary(view)
+        if event is not None and event["event_type"] == "error":
+            step.fatal_error = event
+    return step
 
 
 def on_event(
@@ -63,7 +90,7 @@ def on_event(
     ``agg_offset`` is the raw offset last applied to the view's aggregate (-1 if none).
     """
     if view is not None and view["offsets"].get(RAW, -1) >= offset:
-        return _replay(view, RAW, offset, agg_offset)
+        return _replay(view, RAW, offset, agg_offset, event)
 
     live: Deltas = {}
     kind = "applied"
@@ -95,6 +122,7 @@ def on_event(
     merge_deltas(pending, live)
     view["live"] = {}
     summary = close(view, reason, pending)
+    view["closed_by"] = [RAW, offset]
     _record(view, RAW, offset, pending)
     fatal = event if event["event_type"] == "error" else None
     return Step("closed", view=view, deltas=pending, summary=summary, fatal_error=fatal)
@@ -114,6 +142,7 @@ def on_close(
     merge_deltas(pending, view["live"])
     view["live"] = {}
     summary = close(view, "timeout", pending)
+    view["closed_by"] = [CONTROL, offset]
     _record(view, CONTROL, offset, pending)
     return Step("closed", view=view, deltas=pending, summary=summary)
 

@@ -113,6 +113,7 @@ def new_view(event: Mapping[str, Any], labels: dict[str, str], partition: int) -
         "failed_before_start": False,
         "closed": False,
         "close_reason": None,
+        "closed_by": None,  # [topic, offset] of the message that closed the view
         "recent_ids": [],
         "live": {},
         "pending": {},

@@ -283,12 +283,48 @@ def test_replay_after_crash_counts_each_message_once() -> None:
     run.offset -= 1
     replay = run.send(ev("ended", 5000))
     assert replay.kind == "replayed"
-    assert replay.summary is None
     assert run.agg["c"] == expected
     # Replaying again (aggregate now durable too) changes nothing.
     run.offset -= 1
     run.send(ev("ended", 5000))
     assert run.agg["c"] == expected
+
+
+def test_replaying_the_closing_message_publishes_the_same_summary_again() -> None:
+    """The summary may have died with the crash: the replay publishes it again, unchanged,
+    even after late events were applied to the closed view."""
+    run = Run()
+    run.send(ev("viewstart", 0))
+    run.send(ev("playing", 1000))
+    closing = run.send(ev("error", 3000, error_family="network", error_code="2"))
+    assert closing.kind == "closed"
+    assert closing.summary is not None
+    assert run.send(ev("playing", 4000)).kind == "late"  # durable before the crash, too
+    run.offset -= 2
+    replay = run.send(ev("error", 3000, error_family="network", error_code="2"))
+    assert replay.kind == "replayed"
+    assert replay.summary == closing.summary
+    assert replay.fatal_error is not None
+    assert replay.fatal_error["event_type"] == "error"
+    assert replay.deltas is None  # the late event came after it: nothing to re-apply
+    # A replayed message that did not close the view publishes nothing.
+    late = run.send(ev("playing", 4000))
+    assert late.kind == "replayed"
+    assert late.summary is None
+    assert late.fatal_error is None
+
+
+def test_replaying_a_timeout_close_publishes_the_same_summary_again() -> None:
+    run = Run()
+    run.send(ev("viewstart", 0))
+    run.send(ev("playing", 1000))
+    closing = run.timeout(120_000)
+    assert closing.kind == "closed"
+    assert closing.summary is not None
+    run.offset -= 1
+    replay = run.timeout(999_000)
+    assert replay.kind == "replayed"
+    assert replay.summary == closing.summary
 
 
 def test_purge_forgets_only_old_ended_views() -> None:
