@@ -23,6 +23,34 @@ def proc_cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def descendants(pid: int) -> list[int]:
+    """Live descendants of ``pid`` (e.g. the processes of a multi-process collector)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(text[text.rindex(")") + 2 :].split()[1])
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
+def proc_tree_cpu_s(pid: int) -> float | None:
+    """utime + stime of ``pid`` and its live descendants; None if ``pid`` is gone."""
+    own = proc_cpu_s(pid)
+    if own is None:
+        return None
+    return own + sum(proc_cpu_s(child) or 0.0 for child in descendants(pid))
+
+
 def machine_busy_s() -> float:
     """CPU-seconds the whole machine spent busy (all CPUs) since boot, from /proc/stat."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]

@@ -78,7 +78,7 @@ from bench.common import (
     free_port,
     machine_busy_s,
     percentile,
-    proc_cpu_s,
+    proc_tree_cpu_s,
 )
 from bench.common import (
     fmt as _fmt,
@@ -104,10 +104,10 @@ def wait_until_quiet(budget_s: float, ours: list[int], threshold: float = 0.15) 
     deadline = time.monotonic() + budget_s
     while True:
         machine = machine_busy_s()
-        own = sum(proc_cpu_s(pid) or 0.0 for pid in ours)
+        own = sum(proc_tree_cpu_s(pid) or 0.0 for pid in ours)
         time.sleep(3)
         other = (
-            machine_busy_s() - machine - (sum(proc_cpu_s(pid) or 0.0 for pid in ours) - own)
+            machine_busy_s() - machine - (sum(proc_tree_cpu_s(pid) or 0.0 for pid in ours) - own)
         ) / 3
         if other < threshold or time.monotonic() >= deadline:
             return other
@@ -477,24 +477,30 @@ class Scenario:
     batch: int
     rate: float = 0.0  # open loop: offered events/s
     wait: str = "each"  # baseline: await acks one at a time (as the collector) or gather
+    processes: int = 1  # INGEST_PROCESSES of the collector (suffix -pN)
 
     @classmethod
     def parse(cls, name: str) -> Scenario:
         parts = name.split("-")
+        processes = 1
         try:
+            if len(parts) > 2 and parts[-1].startswith("p") and parts[0] in ("closed", "open"):
+                processes = int(parts.pop().removeprefix("p"))
             mode = parts[0]
             batch = int(parts[1].removeprefix("b"))
-            if mode == "open":
-                return cls(name, mode, batch, float(parts[2].removeprefix("r")))
+            if mode == "open" and len(parts) == 3:
+                rate = float(parts[2].removeprefix("r"))
+                return cls(name, mode, batch, rate, processes=processes)
             if mode in ("closed", "baseline", "profile", "spy") and len(parts) == 2:
-                return cls(name, mode, batch)
+                return cls(name, mode, batch, processes=processes)
             if mode == "baseline" and parts[2:] == ["gather"]:
                 return cls(name, mode, batch, wait="gather")
         except (IndexError, ValueError):
             pass
         raise SystemExit(
             f"bad scenario {name!r}: use closed-bB, open-bB-rEPS, baseline-bB, "
-            "baseline-bB-gather, profile-bB or spy-bB"
+            "baseline-bB-gather, profile-bB or spy-bB; closed and open take -pN for N "
+            "collector processes"
         )
 
 
@@ -508,6 +514,7 @@ class Collector:
         bootstrap: str,
         profile_to: Path | None = None,
         src: Path | None = None,
+        processes: int = 1,
     ) -> None:
         self.port = free_port()
         self.profile_to = profile_to
@@ -520,6 +527,7 @@ class Collector:
             "INGEST_RAW_TOPIC": topics.raw_topic,
             "INGEST_REJECTED_TOPIC": topics.rejected_topic,
             "INGEST_ORG_RATE_LIMIT_EPS": "0",
+            "INGEST_PROCESSES": str(processes),
             "LOG_LEVEL": "WARNING",
         }
         command = [sys.executable]
@@ -622,14 +630,15 @@ def run_workers(
         proc.stdin.write(f"{start!r}\n")
         proc.stdin.flush()
     time.sleep(max(0.0, start + args.warmup - time.time()))
-    before = {name: proc_cpu_s(pid) if pid else None for name, pid in watch.items()}
+    # Trees: a multi-process collector's CPU is its processes' together.
+    before = {name: proc_tree_cpu_s(pid) if pid else None for name, pid in watch.items()}
     machine_before = machine_busy_s()
     t_before = time.time()
     spy = None
     if spy_to is not None and collector is not None:
         spy = start_py_spy(collector.pid, args.duration, spy_to)
     time.sleep(max(0.0, start + args.warmup + args.duration - time.time()))
-    after = {name: proc_cpu_s(pid) if pid else None for name, pid in watch.items()}
+    after = {name: proc_tree_cpu_s(pid) if pid else None for name, pid in watch.items()}
     machine = machine_busy_s() - machine_before
     window = time.time() - t_before
     if spy is not None and spy.wait(timeout=60) != 0 and spy_to is not None:
@@ -1202,7 +1211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.no_stage_costs and not args.collector_src:
         stages = stage_costs(pool[:5000])
         print(f"stage costs (us/event): {stages}", flush=True)
-    collector: Collector | None = None
+    collectors: dict[int, Collector] = {}
     try:
         for scenario in scenarios:
             base = {"events_file": str(events_file), "bootstrap": args.bootstrap}
@@ -1222,17 +1231,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                         src=args.collector_src,
                     )
                 else:
-                    if collector is None:
-                        collector = Collector(
-                            topics, workdir, args.bootstrap, src=args.collector_src
+                    if scenario.processes not in collectors:
+                        collectors[scenario.processes] = Collector(
+                            topics,
+                            workdir,
+                            args.bootstrap,
+                            src=args.collector_src,
+                            processes=scenario.processes,
                         )
-                    target = collector
+                    target = collectors[scenario.processes]
                 target.wait_ready()
                 watch["collector"] = target.pid
                 mode = "closed" if scenario.mode in ("profile", "spy") else scenario.mode
                 base |= {"mode": mode, "port": target.port}
             if args.wait_quiet > 0:
-                ours = [pid for pid in (broker_pid, collector.pid if collector else None) if pid]
+                ours = [pid for pid in (broker_pid, *(c.pid for c in collectors.values())) if pid]
                 other = wait_until_quiet(args.wait_quiet, ours)
                 if other >= 0.15:
                     print(f"  machine still busy ({100 * other:.0f} % CPU); going on", flush=True)
@@ -1256,7 +1269,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 flush=True,
             )
     finally:
-        if collector is not None:
+        for collector in collectors.values():
             collector.stop()
         if not args.keep_topics:
             with contextlib.suppress(Exception):  # best-effort cleanup

@@ -6,32 +6,24 @@ import logging
 import os
 import sys
 
-from aiohttp import web
-from prometheus_client import disable_created_metrics
-
-from ingest.app import create_app
 from ingest.config import IngestConfig
 from ingest.errors import ConfigError
 from ingest.jsonlog import configure_logging
+from ingest.processes import Supervisor, serve
 
 
 def main() -> None:
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    log_level = os.environ.get("LOG_LEVEL", "INFO")
+    configure_logging(log_level)
     try:
         config = IngestConfig.from_env(os.environ)
     except ConfigError as exc:
         logging.getLogger("ingest").error("invalid configuration: %s", exc)
         sys.exit(2)
-    disable_created_metrics()  # type: ignore[no-untyped-call]
-    web.run_app(
-        create_app(config),
-        host=config.host,
-        port=config.port,
-        shutdown_timeout=config.shutdown_timeout_s,
-        access_log=None,
-        print=None,
-        handle_signals=True,
-    )
+    if config.processes == 1:
+        serve(config)
+    else:
+        sys.exit(Supervisor(config, log_level).run())
 
 
 if __name__ == "__main__":

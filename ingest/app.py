@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -28,6 +30,7 @@ CORS_ALLOW_HEADERS = (
     "X-SDK-Version",
 )
 CORS_MAX_AGE_S = 86400
+KAFKA_READY_CHECK_S = 5.0
 
 
 def create_app(
@@ -35,10 +38,15 @@ def create_app(
     *,
     publisher: EventPublisher | None = None,
     registry: CollectorRegistry | None = None,
+    exposition: CollectorRegistry | None = None,
     wall_clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> web.Application:
-    """The collector as an ``aiohttp`` application (not started)."""
+    """The collector as an ``aiohttp`` application (not started).
+
+    Metrics are created in ``registry``; ``/metrics`` serves ``exposition`` (by default the
+    same registry; in multiprocess mode a registry that sums every process's values).
+    """
     registry = registry if registry is not None else CollectorRegistry()
     publisher = publisher or EventPublisher(config)
     app = web.Application(
@@ -55,7 +63,7 @@ def create_app(
         rate_limit=OrgRateLimit(config.org_rate_limit_eps, config.org_burst_events, monotonic),
         in_flight=InFlightLimit(config.max_in_flight_events),
         metrics=IngestMetrics.create(registry),
-        registry=registry,
+        registry=exposition if exposition is not None else registry,
         window=TimeWindow(config.max_event_age_s * 1000, config.max_event_future_s * 1000),
         event_codec=player_event_codec(),
         rejected_codec=rejected_event_codec(),
@@ -70,11 +78,25 @@ def create_app(
 
     async def kafka_producer(app: web.Application) -> AsyncIterator[None]:
         await app[STATE].publisher.start()
+        watcher = asyncio.create_task(_watch_kafka(app[STATE]), name="kafka-ready-gauge")
         yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await app[STATE].publisher.stop()
 
     app.cleanup_ctx.append(kafka_producer)
     return app
+
+
+async def _watch_kafka(state: IngestState) -> None:
+    """Keep ``openqoe_ingest_kafka_ready`` current without waiting for ``/ready`` calls:
+    with several processes only one of them answers each probe."""
+    topics = (state.config.raw_topic, state.config.rejected_topic)
+    while True:
+        ok = await state.publisher.ready(topics)
+        state.metrics.kafka_ready.set(1 if ok else 0)
+        await asyncio.sleep(KAFKA_READY_CHECK_S)
 
 
 def _setup_cors(app: web.Application, config: IngestConfig, route: web.AbstractRoute) -> None:

@@ -48,6 +48,8 @@ class IngestConfig:
     linger_ms: int = 5
     compression_type: str | None = "lz4"
     shutdown_timeout_s: float = 15.0
+    # Collector processes sharing host:port (ingest.processes); limits apply per process.
+    processes: int = 1
 
     def __post_init__(self) -> None:
         if not self.auth_disabled and not self.api_keys:
@@ -74,6 +76,8 @@ class IngestConfig:
                 "INGEST_ORG_BURST_EVENTS must be >= INGEST_MAX_EVENTS_PER_BATCH, "
                 "or a full batch could never pass the rate limit."
             )
+        if not 1 <= self.processes <= 256:
+            raise ConfigError("INGEST_PROCESSES must be between 1 and 256")
         if "*" in self.cors_origins and len(self.cors_origins) > 1:
             raise ConfigError("INGEST_CORS_ORIGINS: use either '*' or a list of origins, not both")
 
@@ -131,6 +135,7 @@ class IngestConfig:
             shutdown_timeout_s=env.get(
                 "INGEST_SHUTDOWN_TIMEOUT_S", float, defaults.shutdown_timeout_s
             ),
+            processes=env.get("INGEST_PROCESSES", int, defaults.processes),
         )
 
 

@@ -57,15 +57,19 @@ class IngestMetrics(NamedTuple):
                 "openqoe_ingest_in_flight_events",
                 "Events parsed but not yet acknowledged by Kafka.",
                 registry=registry,
+                multiprocess_mode="livesum",
             ),
             in_flight_requests=Gauge(
                 "openqoe_ingest_in_flight_requests",
                 "Requests being handled.",
                 registry=registry,
+                multiprocess_mode="livesum",
             ),
             kafka_ready=Gauge(
                 "openqoe_ingest_kafka_ready",
-                "1 when the producer is connected to Kafka, else 0.",
+                "1 when the producer is connected to Kafka, else 0 (with several processes: "
+                "the lowest of them).",
                 registry=registry,
+                multiprocess_mode="livemin",
             ),
         )

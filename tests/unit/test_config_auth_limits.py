@@ -22,6 +22,7 @@ def test_from_env_reads_every_setting() -> None:
             "INGEST_MAX_EVENTS_PER_BATCH": "10",
             "INGEST_ORG_RATE_LIMIT_EPS": "12.5",
             "INGEST_COMPRESSION_TYPE": "none",
+            "INGEST_PROCESSES": "4",
         }
     )
     assert config.kafka_bootstrap_servers == "k1:9092,k2:9092"
@@ -32,6 +33,7 @@ def test_from_env_reads_every_setting() -> None:
     assert config.org_rate_limit_eps == 12.5
     assert config.compression_type is None
     assert config.auth_disabled is False
+    assert config.processes == 4
 
 
 def test_keys_file_is_merged(tmp_path: pytest.TempPathFactory) -> None:
@@ -60,6 +62,7 @@ def test_keys_file_is_merged(tmp_path: pytest.TempPathFactory) -> None:
         ),
         ({"INGEST_AUTH_DISABLED": "1", "INGEST_CORS_ORIGINS": "*,https://a"}, "either '*'"),
         ({"INGEST_API_KEYS_FILE": "/does/not/exist"}, "cannot read /does/not/exist"),
+        ({"INGEST_AUTH_DISABLED": "1", "INGEST_PROCESSES": "0"}, "INGEST_PROCESSES must be"),
     ],
 )
 def test_bad_settings_fail_with_a_message_naming_the_variable(
