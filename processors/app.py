@@ -15,11 +15,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
+from faust.types.tuples import ack_lock
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from processors.aggregates import aggregate_key, apply_once, new_aggregate
 from processors.config import ProcessorConfig
 from processors.dims import DimensionCaps
+from processors.gaps import MessageReader, Offsets
 from processors.metrics import ProcessorMetrics
 from processors.pusher import Pusher, PushMetrics
 from processors.series import NewSeries, build_samples
@@ -39,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 VIEW_PREFIX = "v|"
 AGG_PREFIX = "a|"
+RESYNC = "resync"  # control op: process what faust fetched but did not deliver
+# A raw partition that faust fetched past while the agent did not move for this long is
+# stalled (see _watch_stalls); well above the time one message can take.
+STALL_AFTER_S = 5.0
 
 
 class Processor:
@@ -61,7 +67,11 @@ class Processor:
         self.caps = DimensionCaps(caps)
         self.event_codec = player_event_reader()
         self.summary_codec = view_summary_codec()
-        self.positions: dict[int, int] = {}
+        self.reader = MessageReader(config.kafka_bootstrap_servers, config.app_id)
+        self.offsets = Offsets(self.reader.committed, self.reader.earliest)
+        # raw partition -> (next offset to handle, when it was first seen unchanged)
+        self._progress: dict[int, tuple[int, float]] = {}
+        self._last_handled = 0.0
         self._flush_lock = asyncio.Lock()
         self.new_series = NewSeries()
         self._log_lines: list[LogLine] = []
@@ -202,7 +212,46 @@ class Processor:
         # agent yields, and nothing here is ever a reply to send.
         async for event in stream.events():
             message = event.message
-            await self.handle(message.topic, message.partition, message.offset, event.value)
+            await self._in_order(message.topic, message.partition, message.offset, event.value)
+
+    async def _in_order(self, topic: str, partition: int, offset: int, value: bytes) -> None:
+        """Handle the message after any earlier ones faust did not deliver (processors.gaps)."""
+        expected = self.offsets.next_offset(topic, partition)
+        if expected is None:
+            expected = await self.offsets.expected(topic, partition)
+        if expected is not None and offset > expected:
+            await self._fill_gap(topic, partition, expected, offset)
+        await self.handle(topic, partition, offset, value)
+        self.offsets.handled(topic, partition, offset)
+        self._last_handled = time.monotonic()
+
+    async def _resync(self, partition: int) -> None:
+        """A stall was reported for this raw partition (``_watch_stalls``): process what
+        faust fetched but never handed to the agent. Runs in stream context on the
+        co-partitioned control partition, so table writes go to the right changelog."""
+        topic = self.config.raw_topic
+        expected = await self.offsets.expected(topic, partition)
+        fetched = await self.app.consumer.position(faust.types.TP(topic, partition))
+        if expected is not None and fetched is not None and fetched > expected:
+            await self._fill_gap(topic, partition, expected, fetched)
+
+    async def _fill_gap(self, topic: str, partition: int, start: int, end: int) -> None:
+        missing = await self.reader.read(topic, partition, start, end)
+        logger.warning(
+            "%s partition %s: offsets %s to %s were not delivered by faust; "
+            "read %s of them from Kafka and processed them",
+            topic,
+            partition,
+            start,
+            end - 1,
+            len(missing),
+        )
+        tag = RAW if topic == self.config.raw_topic else CONTROL
+        for offset, value in missing:
+            await self.handle(topic, partition, offset, value)
+            self.offsets.handled(topic, partition, offset)
+        self.metrics.gap_messages.labels(tag).inc(len(missing))
+        _mark_acked(self.app.consumer, faust.types.TP(topic, partition), [o for o, _ in missing])
 
     def _get(self, key: str) -> Any:
         """The table's value for ``key``, or None.
@@ -220,7 +269,6 @@ class Processor:
         now_ms = int(self.clock() * 1000)
         if topic == self.config.raw_topic:
             tag = RAW
-            self.positions[partition] = offset + 1
             try:
                 event = self.event_codec.decode(value)
             except AvroCodecError as exc:
@@ -241,8 +289,12 @@ class Processor:
             tag = CONTROL
             try:
                 request = json.loads(value)
-                view_key = VIEW_PREFIX + request["view_id"]
                 op = request["op"]
+                if op == RESYNC:
+                    await self._resync(partition)
+                    self.metrics.messages.labels(tag, "resync").inc()
+                    return None
+                view_key = VIEW_PREFIX + request["view_id"]
             except (ValueError, KeyError, TypeError):
                 self.metrics.messages.labels(tag, "undecodable").inc()
                 return None
@@ -341,9 +393,8 @@ class Processor:
         consumer = self.app.consumer
         tp = faust.types.TP(self.config.raw_topic, partition)
         highwater = consumer.highwater(tp)
-        position = self.positions.get(partition)
-        if position is None:
-            position = await consumer.position(tp)
+        # What the agent handled, not what faust fetched: fetched messages can be skipped.
+        position = await self.offsets.expected(self.config.raw_topic, partition)
         if highwater is None or highwater < 0 or position is None:
             return None
         return max(0, highwater - position)
@@ -353,9 +404,45 @@ class Processor:
         waiting to be processed, so it is not idle however old its last event is."""
         return {p for p in partitions if not await self._backlog(p)}
 
+    async def _watch_stalls(self) -> None:
+        """Ask the agent to resync a raw partition that faust fetched past while the agent
+        sat idle for ``STALL_AFTER_S``: faust dropped messages it will not deliver (seen
+        after rebalances), and no later message may come to reveal the hole. A busy agent
+        is left alone: it gets to every partition, and the next message shows any hole."""
+        consumer = self.app.consumer
+        now = time.monotonic()
+        if now - self._last_handled < STALL_AFTER_S:
+            self._progress.clear()
+            return
+        for partition in self._active_partitions():
+            expected = await self.offsets.expected(self.config.raw_topic, partition)
+            fetched = await consumer.position(faust.types.TP(self.config.raw_topic, partition))
+            if expected is None or fetched is None or fetched <= expected:
+                self._progress.pop(partition, None)
+                continue
+            seen = self._progress.get(partition)
+            if seen is None or seen[0] != expected:
+                self._progress[partition] = (expected, now)
+            elif now - seen[1] >= STALL_AFTER_S:
+                logger.warning(
+                    "raw partition %s: fetched up to %s but the agent is still at %s after "
+                    "%.0fs; asking it to resync",
+                    partition,
+                    fetched,
+                    expected,
+                    now - seen[1],
+                )
+                self._progress[partition] = (expected, now)
+                await self.control.send(
+                    key=b"resync",
+                    value=json.dumps({"op": RESYNC}).encode(),
+                    partition=partition,
+                )
+
     async def _expiry_scan(self) -> None:
         if self.app.rebalancing or self.app.in_recovery:
             return
+        await self._watch_stalls()
         now_ms = self.clock() * 1000
         active = await self._caught_up(self._active_partitions())
         requests: list[tuple[State, str]] = []
@@ -433,8 +520,9 @@ class Processor:
         # after its new owner may have started exporting it.
         async with self._flush_lock:
             for tp in revoked:
+                self.offsets.forget(tp.topic, tp.partition)
                 if tp.topic == self.config.raw_topic:
-                    self.positions.pop(tp.partition, None)
+                    self._progress.pop(tp.partition, None)
                     self.new_series.forget(tp.partition)
                     with contextlib.suppress(KeyError):
                         self.metrics.lag.remove(str(tp.partition))
@@ -446,6 +534,7 @@ class Processor:
         for pusher in (self.remote_write, self.loki):
             if pusher is not None:
                 await asyncio.to_thread(pusher.stop, 10.0)
+        await self.reader.stop()
 
     # --- web ------------------------------------------------------------------------------
 
@@ -465,6 +554,18 @@ def _health_view(processor: Processor) -> type[faust.web.View]:
             return self.json({"status": "ok", "rebalancing": bool(processor.app.rebalancing)})
 
     return HealthView
+
+
+def _mark_acked(consumer: Any, tp: faust.types.TP, offsets: list[int]) -> None:
+    """Record ``offsets`` as acknowledged in faust's consumer, as ``Consumer.ack`` does for
+    a delivered message, so its commit can move past messages read by processors.gaps."""
+    with ack_lock:
+        committed = consumer._committed_offset[tp]
+        acked_index = consumer._acked_index[tp]
+        for offset in offsets:
+            if (committed is None or offset >= committed) and offset not in acked_index:
+                acked_index.add(offset)
+                consumer._acked[tp].append(offset)
 
 
 def _auth(username: str | None, password: str | None) -> tuple[str, str] | None:

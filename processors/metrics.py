@@ -18,6 +18,13 @@ class ProcessorMetrics:
             ["topic", "outcome"],
             registry=registry,
         )
+        self.gap_messages = Counter(
+            "openqoe_processor_gap_messages",
+            "Messages faust did not deliver to the agent (a hole in a partition's offsets, "
+            "seen after rebalances) that the worker read from Kafka itself, by topic.",
+            ["topic"],
+            registry=registry,
+        )
         self.lag = Gauge(
             "openqoe_processor_lag_messages",
             "Messages of the raw topic not yet processed, by partition owned by this worker.",

@@ -195,7 +195,7 @@ def processor_env(
         "PROCESSOR_VIEW_TIMEOUT_S": "4",
         "PROCESSOR_CLOSED_VIEW_RETENTION_S": "600",
         "PROCESSOR_EXPIRY_SCAN_INTERVAL_S": "0.5",
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("TEST_PROCESSOR_LOG_LEVEL", "WARNING"),
     }
     if loki_url:
         env["PROCESSOR_LOKI_URL"] = loki_url

@@ -12,19 +12,12 @@ import pytest
 from ingest.topics import TopicsConfig
 from processors.catalog import COUNTERS, HISTOGRAMS
 from tests.integration.conftest import CollectorFactory, fresh_topics
+from tests.integration.crash_diagnosis import explain
 from tests.integration.pipeline import ProcessorWorker, PrometheusServer, processor_env, wait_for
 from tests.integration.test_processor_e2e import latest_summaries
 from tests.oracle import Expected, generate
 
-pytestmark = [
-    pytest.mark.kafka,
-    # Known issue (issue 3 note): under kill -9 the pipeline occasionally loses one event
-    # (an offset committed before its changelog write reached Kafka). These tests run in
-    # every CI run and report XPASS/XFAIL until that is fixed; the assertions are exact.
-    pytest.mark.xfail(
-        reason="intermittent loss of a committed event's state after kill -9", strict=False
-    ),
-]
+pytestmark = pytest.mark.kafka
 
 VIEWS = 120
 
@@ -95,25 +88,32 @@ async def finish_and_check(
     org: str,
     expected: Expected,
     workers: list[ProcessorWorker],
+    app_id: str,
 ) -> None:
     def ended() -> bool:
         for worker in workers:
             worker.healthy()
         return prometheus.value(f"sum(openqoe_views_ended_total{{org='{org}'}})") == VIEWS
 
-    wait_for(f"{VIEWS} ended views", ended, timeout_s=120, every_s=0.5)
-    # One more flush interval so every partition's final values are in.
-    await asyncio.sleep(2.5)
-    assert_exact(prometheus, org, expected)
-    summaries = await latest_summaries(topics, VIEWS)
-    assert set(summaries) == set(expected.summaries)
-    for view_id, summary in summaries.items():
-        want = expected.summaries[view_id]
-        for field, value in want.items():
-            if isinstance(value, float):
-                assert summary[field] == pytest.approx(value), (view_id, field)
-            else:
-                assert summary[field] == value, (view_id, field)
+    summaries: dict[str, dict[str, Any]] = {}
+    try:
+        wait_for(f"{VIEWS} ended views", ended, timeout_s=120, every_s=0.5)
+        # One more flush interval so every partition's final values are in.
+        await asyncio.sleep(2.5)
+        assert_exact(prometheus, org, expected)
+        summaries = await latest_summaries(topics, VIEWS)
+        assert set(summaries) == set(expected.summaries)
+        for view_id, summary in summaries.items():
+            want = expected.summaries[view_id]
+            for field, value in want.items():
+                if isinstance(value, float):
+                    assert summary[field] == pytest.approx(value), (view_id, field)
+                else:
+                    assert summary[field] == value, (view_id, field)
+    except BaseException:
+        summaries = summaries or await latest_summaries(topics, VIEWS)
+        print(await explain(topics, app_id, expected.summaries, summaries))  # noqa: T201 - the failure report
+        raise
 
 
 async def test_kill_9_mid_stream_and_restart_loses_and_doubles_nothing(
@@ -142,7 +142,7 @@ async def test_kill_9_mid_stream_and_restart_loses_and_doubles_nothing(
     wait_for("restarted processor healthy", second.healthy, 60)
     await post_views(client, batches[3 * VIEWS // 4 :])
     try:
-        await finish_and_check(prometheus, topics, org, expected, [second])
+        await finish_and_check(prometheus, topics, org, expected, [second], f"test-{org}")
     finally:
         assert second.stop() == 0, second.tail()
 
@@ -180,7 +180,7 @@ async def test_two_workers_rebalance_and_a_kill_keep_numbers_exact(
     b.kill()  # its partitions move back to A after the session timeout
     await post_views(client, batches[2 * VIEWS // 3 :])
     try:
-        await finish_and_check(prometheus, topics, org, expected, [a])
+        await finish_and_check(prometheus, topics, org, expected, [a], app_id)
     finally:
         assert a.stop() == 0, a.tail()
 
