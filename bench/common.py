@@ -98,3 +98,43 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 
 def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+# A broker with thousands of leftover topics answers slower and works more in the
+# background: the collector's p99 at 10k events/s went from ~14 ms to 60-200 ms on one.
+MANY_TOPICS = 200
+
+
+def broker_topic_count(bootstrap: str) -> int | None:
+    """Topics on the broker (None if it cannot be asked); warns when there are many."""
+    import asyncio
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def count() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        await admin.start()
+        try:
+            return len(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    try:
+        n = asyncio.run(count())
+    except Exception:  # noqa: BLE001 - informational only
+        return None
+    if n > MANY_TOPICS:
+        print(
+            f"WARNING: the broker has {n} topics; leftover test topics slow it down and "
+            "distort latency. Delete them first (tests delete their own since session 2).",
+            flush=True,
+        )
+    return n

@@ -74,6 +74,8 @@ from typing import Any
 
 from bench.common import (
     REPO,
+    broker_topic_count,
+    cpu_model,
     find_broker_pid,
     free_port,
     machine_busy_s,
@@ -1072,12 +1074,7 @@ def markdown(
 
 
 def machine_info(bootstrap: str, broker_pid: int | None) -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     import aiohttp
     import aiokafka
     import fastavro
@@ -1092,6 +1089,7 @@ def machine_info(bootstrap: str, broker_pid: int | None) -> dict[str, Any]:
         "fastavro": fastavro.__version__,
         "kafka_bootstrap": bootstrap,
         "broker_pid": broker_pid,
+        "broker_topics": broker_topic_count(bootstrap),
     }
 
 

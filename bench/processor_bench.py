@@ -83,6 +83,8 @@ from typing import Any
 
 from bench.common import (
     REPO,
+    broker_topic_count,
+    cpu_model,
     find_broker_pid,
     free_port,
     machine_busy_s,
@@ -984,12 +986,7 @@ def measure_freshness(
 
 
 def machine_info(bootstrap: str) -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     versions: dict[str, str | None] = {}
     for module in ("faust", "aiokafka", "fastavro", "rocksdict", "orjson"):
         try:
@@ -1007,6 +1004,7 @@ def machine_info(bootstrap: str) -> dict[str, Any]:
         "python": platform.python_version(),
         **versions,
         "kafka_bootstrap": bootstrap,
+        "broker_topics": broker_topic_count(bootstrap),
     }
 
 

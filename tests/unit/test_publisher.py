@@ -101,3 +101,38 @@ async def test_not_connected_is_unavailable() -> None:
     pub = EventPublisher(IngestConfig(auth_disabled=True))
     with pytest.raises(KafkaUnavailableError, match="not connected"):
         await pub.publish(MESSAGES)
+
+
+class FakeClient:
+    """Answers metadata requests for the topics it knows; records the requests."""
+
+    def __init__(self, known: dict[str, int]) -> None:
+        self.known = known
+        self.requests: list[Any] = []
+
+    def get_random_node(self) -> int:
+        return 1
+
+    async def send(self, node_id: int, request: Any) -> Any:
+        from aiokafka.protocol.metadata import MetadataResponse_v1
+
+        self.requests.append(request)
+        topics = [
+            (0, t, False, [(0, p, 1, [1], [1]) for p in range(self.known[t])])
+            if t in self.known
+            else (3, t, False, [])  # UNKNOWN_TOPIC_OR_PARTITION
+            for t in request._topics
+        ]
+        return MetadataResponse_v1([(1, "127.0.0.1", 9092, None)], 1, topics)
+
+
+async def test_ready_asks_only_for_our_topics_and_never_creates_them() -> None:
+    pub, fake = await publisher()
+    client = FakeClient({"raw": 12, "rejected": 1})
+    fake.client = client  # type: ignore[attr-defined]
+    assert await pub.ready(("raw", "rejected"))
+    assert not await pub.ready(("raw", "missing"))
+    # Never every topic of the cluster (a large answer to parse on the event loop), and
+    # never a broker-side auto-creation of a missing topic.
+    assert [r._topics for r in client.requests] == [["raw", "rejected"], ["raw", "missing"]]
+    assert all(r._allow_auto_topic_creation is False for r in client.requests)
