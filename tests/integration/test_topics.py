@@ -15,11 +15,11 @@ pytestmark = pytest.mark.kafka
 def config(bootstrap: str, suffix: str, partitions: int) -> TopicsConfig:
     return TopicsConfig(
         kafka_bootstrap_servers=bootstrap,
-        raw_topic=f"t.raw.{suffix}",
+        raw_topic=f"test.raw.{suffix}",
         raw_partitions=partitions,
-        rejected_topic=f"t.rej.{suffix}",
-        views_topic=f"t.views.{suffix}",
-        control_topic=f"t.ctl.{suffix}",
+        rejected_topic=f"test.rej.{suffix}",
+        views_topic=f"test.views.{suffix}",
+        control_topic=f"test.ctl.{suffix}",
         raw_retention_ms=3_600_000,
     )
 
@@ -42,11 +42,11 @@ async def test_create_then_check_then_refuse_a_different_partition_count(
 ) -> None:
     suffix = uuid.uuid4().hex[:8]
     created = await ensure_topics(config(kafka_bootstrap, suffix, 4))
-    assert f"created t.raw.{suffix} (4 partitions)" in created
-    assert f"created t.ctl.{suffix} (4 partitions)" in created  # co-partitioned with raw
+    assert f"created test.raw.{suffix} (4 partitions)" in created
+    assert f"created test.ctl.{suffix} (4 partitions)" in created  # co-partitioned with raw
 
     again = await ensure_topics(config(kafka_bootstrap, suffix, 4), create=False)
-    assert f"t.raw.{suffix}: ok (4 partitions)" in again
+    assert f"test.raw.{suffix}: ok (4 partitions)" in again
 
     # Other settings that differ are reported, not silently accepted.
     drift = config(kafka_bootstrap, suffix, 4)
@@ -57,12 +57,12 @@ async def test_create_then_check_then_refuse_a_different_partition_count(
         }
     )
     (raw_line,) = [
-        line for line in await ensure_topics(drift) if line.startswith(f"t.raw.{suffix}")
+        line for line in await ensure_topics(drift) if line.startswith(f"test.raw.{suffix}")
     ]
     assert "retention.ms=3600000 (configured 7200000)" in raw_line
 
     with pytest.raises(TopicMismatchError) as info:
         await ensure_topics(config(kafka_bootstrap, suffix, 6))
     message = str(info.value)
-    assert f"topic t.raw.{suffix} has 4 partitions but 6 are configured" in message
+    assert f"topic test.raw.{suffix} has 4 partitions but 6 are configured" in message
     assert "Operator action" in message
