@@ -45,6 +45,7 @@ RESYNC = "resync"  # control op: process what faust fetched but did not deliver
 # A raw partition that faust fetched past while the agent did not move for this long is
 # stalled (see _watch_stalls); well above the time one message can take.
 STALL_AFTER_S = 5.0
+GAP_READ_CHUNK = 2000  # messages read from Kafka at a time when filling a hole
 
 
 class Processor:
@@ -236,22 +237,25 @@ class Processor:
             await self._fill_gap(topic, partition, expected, fetched)
 
     async def _fill_gap(self, topic: str, partition: int, start: int, end: int) -> None:
-        missing = await self.reader.read(topic, partition, start, end)
         logger.warning(
             "%s partition %s: offsets %s to %s were not delivered by faust; "
-            "read %s of them from Kafka and processed them",
+            "reading them from Kafka and processing them",
             topic,
             partition,
             start,
             end - 1,
-            len(missing),
         )
         tag = RAW if topic == self.config.raw_topic else CONTROL
-        for offset, value in missing:
-            await self.handle(topic, partition, offset, value)
-            self.offsets.handled(topic, partition, offset)
-        self.metrics.gap_messages.labels(tag).inc(len(missing))
-        _mark_acked(self.app.consumer, faust.types.TP(topic, partition), [o for o, _ in missing])
+        tp = faust.types.TP(topic, partition)
+        # In chunks: a stalled partition can be far behind, and each read has a deadline.
+        for chunk_start in range(start, end, GAP_READ_CHUNK):
+            chunk_end = min(end, chunk_start + GAP_READ_CHUNK)
+            missing = await self.reader.read(topic, partition, chunk_start, chunk_end)
+            for offset, value in missing:
+                await self.handle(topic, partition, offset, value)
+                self.offsets.handled(topic, partition, offset)
+            self.metrics.gap_messages.labels(tag).inc(len(missing))
+            _mark_acked(self.app.consumer, tp, [o for o, _ in missing])
 
     def _get(self, key: str) -> Any:
         """The table's value for ``key``, or None.

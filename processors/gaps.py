@@ -55,7 +55,9 @@ class Offsets:
                 start = await self._earliest(topic, partition)
             if start is None:
                 return None
-            self._next[key] = start
+            # The agent may have handled messages while this was looked up (a timer asks
+            # too): what it handled wins.
+            self._next.setdefault(key, start)
         return self._next[key]
 
     def handled(self, topic: str, partition: int, offset: int) -> None:

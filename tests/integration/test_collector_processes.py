@@ -19,6 +19,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.common import descendants
 from ingest.topics import TopicsConfig
 from schemas import player_event_reader
 from tests.events import event
@@ -31,22 +32,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def children(pid: int) -> set[int]:
-    """Live collector processes started by ``pid`` (from /proc; not multiprocessing's
-    resource tracker)."""
+    """Live collector processes started by ``pid`` (not multiprocessing's resource tracker)."""
     found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for child in descendants(pid):
         try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"spawn_main" not in cmdline:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.add(int(entry.name))
+        if b"spawn_main" in cmdline:
+            found.add(child)
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,48 @@ def test_offsets_track_the_next_expected_offset() -> None:
 
 async def _no_commit(topic: str, partition: int) -> int | None:
     return None
+
+
+async def test_a_long_hole_is_read_in_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import processors.app
+
+    monkeypatch.setattr(processors.app, "GAP_READ_CHUNK", 3)
+    reader = FakeReader(committed=0, log={o: b"c%d" % o for o in range(0, 20) if o != 4})
+    processor, handled = processor_with(reader, tmp_path)
+    await processor._in_order(RAW, 0, 8, reader.log[8])
+    assert reader.reads == [(0, 3), (3, 6), (6, 8)]
+    assert handled == [0, 1, 2, 3, 5, 6, 7, 8]  # offset 4 is gone from Kafka (retention)
+
+
+async def test_a_lookup_finishing_late_does_not_move_the_agent_back() -> None:
+    release = asyncio.Event()
+
+    async def slow_commit(topic: str, partition: int) -> int | None:
+        await release.wait()
+        return 100
+
+    offsets = Offsets(slow_commit, _no_commit)
+    lookup = asyncio.create_task(offsets.expected("t", 0))  # e.g. the lag timer
+    await asyncio.sleep(0)
+    offsets.handled("t", 0, 119)  # meanwhile the agent handled up to 119
+    release.set()
+    assert await lookup == 120
+    assert offsets.next_offset("t", 0) == 120
+
+
+async def test_lag_counts_from_what_the_agent_handled_not_what_faust_fetched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = FakeReader(committed=10, log={})
+    processor, _handled = processor_with(reader, tmp_path)
+    monkeypatch.setattr(processor.app.consumer, "highwater", lambda tp: 50)
+
+    async def fetched(tp: Any) -> int:
+        return 50  # faust fetched everything
+
+    monkeypatch.setattr(processor.app.consumer, "position", fetched)
+    assert await processor._backlog(0) == 40  # nothing handled yet: from the group's commit
+    processor.offsets.handled(RAW, 0, 29)
+    assert await processor._backlog(0) == 20
