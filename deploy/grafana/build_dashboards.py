@@ -440,6 +440,10 @@ class Board:
         self._place({"type": "row", "title": title, "collapsed": False, "panels": []}, 24, 1)
         self._newline()
 
+    def stat(self, title: str, description: str, expr: str, unit: str, **options: Any) -> None:
+        """A small (4x4) stat panel of one instant PromQL query, the dashboards' headline tiles."""
+        self.add(stat(title, description, [prom(expr, instant=True)], unit, **options), 4, 4)
+
     def add(self, panel: Json, w: int, h: int = 8) -> None:
         if self._x + w > 24:
             self._newline()
@@ -604,16 +608,12 @@ def vod_monitoring() -> Json:
     b = Board()
     v = VOD
     b.row("Overview (VOD: every view whose stream_type is not live)")
-    b.add(
-        stat(
-            "Views started",
-            "Play attempts started in the time range.",
-            [prom(total("openqoe_views_started_total", v), instant=True)],
-            "short",
-            decimals=0,
-        ),
-        4,
-        4,
+    b.stat(
+        "Views started",
+        "Play attempts started in the time range.",
+        total("openqoe_views_started_total", v),
+        "short",
+        decimals=0,
     )
     b.add(
         gauge(
@@ -627,29 +627,21 @@ def vod_monitoring() -> Json:
         4,
         4,
     )
-    b.add(
-        stat(
-            "Mean video startup time",
-            "Mean time from play request to first frame of the views that ended in the range.",
-            [prom(mean("openqoe_video_startup_seconds", v, window="$__range"), instant=True)],
-            "s",
-            thresholds=STARTUP_S,
-            decimals=2,
-        ),
-        4,
-        4,
+    b.stat(
+        "Mean video startup time",
+        "Mean time from play request to first frame of the views that ended in the range.",
+        mean("openqoe_video_startup_seconds", v, window="$__range"),
+        "s",
+        thresholds=STARTUP_S,
+        decimals=2,
     )
-    b.add(
-        stat(
-            "Playback failure rate",
-            "Views ended by a fatal (non-business) error / views ended, in the time range.",
-            [prom(failure_ratio(v), instant=True)],
-            "percentunit",
-            thresholds=LOW_IS_GOOD_RATIO,
-            decimals=2,
-        ),
-        4,
-        4,
+    b.stat(
+        "Playback failure rate",
+        "Views ended by a fatal (non-business) error / views ended, in the time range.",
+        failure_ratio(v),
+        "percentunit",
+        thresholds=LOW_IS_GOOD_RATIO,
+        decimals=2,
     )
     b.add(
         stat(
@@ -672,17 +664,13 @@ def vod_monitoring() -> Json:
         4,
         4,
     )
-    b.add(
-        stat(
-            "Rebuffer ratio",
-            "Rebuffering time / watch time of the views that ended in the range.",
-            [prom(rebuffer_ratio(v), instant=True)],
-            "percentunit",
-            thresholds=REBUFFER_RATIO,
-            decimals=2,
-        ),
-        4,
-        4,
+    b.stat(
+        "Rebuffer ratio",
+        "Rebuffering time / watch time of the views that ended in the range.",
+        rebuffer_ratio(v),
+        "percentunit",
+        thresholds=REBUFFER_RATIO,
+        decimals=2,
     )
 
     b.row("Video startup time")
@@ -1024,16 +1012,12 @@ def live_streaming() -> Json:
         4,
         4,
     )
-    b.add(
-        stat(
-            "Live views started",
-            "Live play attempts started in the time range.",
-            [prom(total("openqoe_views_started_total", v), instant=True)],
-            "short",
-            decimals=0,
-        ),
-        4,
-        4,
+    b.stat(
+        "Live views started",
+        "Live play attempts started in the time range.",
+        total("openqoe_views_started_total", v),
+        "short",
+        decimals=0,
     )
     b.add(
         stat(
@@ -1052,29 +1036,21 @@ def live_streaming() -> Json:
         4,
         4,
     )
-    b.add(
-        stat(
-            "Live failure rate",
-            "Live views ended by a fatal error / live views ended, in the time range.",
-            [prom(failure_ratio(v), instant=True)],
-            "percentunit",
-            thresholds=LOW_IS_GOOD_RATIO,
-            decimals=2,
-        ),
-        4,
-        4,
+    b.stat(
+        "Live failure rate",
+        "Live views ended by a fatal error / live views ended, in the time range.",
+        failure_ratio(v),
+        "percentunit",
+        thresholds=LOW_IS_GOOD_RATIO,
+        decimals=2,
     )
-    b.add(
-        stat(
-            "Live rebuffer ratio",
-            "Rebuffering time / watch time of live views, in the time range.",
-            [prom(rebuffer_ratio(v), instant=True)],
-            "percentunit",
-            thresholds=REBUFFER_RATIO,
-            decimals=2,
-        ),
-        4,
-        4,
+    b.stat(
+        "Live rebuffer ratio",
+        "Rebuffering time / watch time of live views, in the time range.",
+        rebuffer_ratio(v),
+        "percentunit",
+        thresholds=REBUFFER_RATIO,
+        decimals=2,
     )
 
     b.row("Viewership")
@@ -1600,15 +1576,11 @@ def impact_explorer() -> Json:
         4,
         4,
     )
-    b.add(
-        stat(
-            "Mean watch time per view",
-            "Watch time per ended view, averaged over the range.",
-            [prom(mean("openqoe_view_watch_time_seconds", F, window="$__range"), instant=True)],
-            "s",
-        ),
-        4,
-        4,
+    b.stat(
+        "Mean watch time per view",
+        "Watch time per ended view, averaged over the range.",
+        mean("openqoe_view_watch_time_seconds", F, window="$__range"),
+        "s",
     )
     b.add(
         gauge(
@@ -1621,27 +1593,19 @@ def impact_explorer() -> Json:
         4,
         4,
     )
-    b.add(
-        stat(
-            "Estimated revenue",
-            "Watch hours in the range x the revenue per watch hour variable (USD).",
-            [prom(f"{total(watch, F)} / 3600 * {revenue}", instant=True)],
-            "currencyUSD",
-            decimals=2,
-        ),
-        4,
-        4,
+    b.stat(
+        "Estimated revenue",
+        "Watch hours in the range x the revenue per watch hour variable (USD).",
+        f"{total(watch, F)} / 3600 * {revenue}",
+        "currencyUSD",
+        decimals=2,
     )
-    b.add(
-        stat(
-            "Views started",
-            "Play attempts started in the time range.",
-            [prom(total("openqoe_views_started_total", F), instant=True)],
-            "short",
-            decimals=0,
-        ),
-        4,
-        4,
+    b.stat(
+        "Views started",
+        "Play attempts started in the time range.",
+        total("openqoe_views_started_total", F),
+        "short",
+        decimals=0,
     )
     b.add(
         stat(
@@ -1929,75 +1893,51 @@ def pipeline_health() -> Json:
     p = 'instance=~"$processor"'
     events = f'handler="events", {c}'
     b.row("Overview (recording rules: every collector and processor)")
-    b.add(
-        stat(
-            "Events accepted",
-            "openqoe:ingest_events_accepted:rate5m: events acknowledged by Kafka per second.",
-            [prom("openqoe:ingest_events_accepted:rate5m", instant=True)],
-            "cps",
-            decimals=1,
-        ),
-        4,
-        4,
+    b.stat(
+        "Events accepted",
+        "openqoe:ingest_events_accepted:rate5m: events acknowledged by Kafka per second.",
+        "openqoe:ingest_events_accepted:rate5m",
+        "cps",
+        decimals=1,
     )
-    b.add(
-        stat(
-            "Events rejected",
-            "sum of openqoe:ingest_events_rejected_by_reason:rate5m: events refused per second.",
-            [prom("sum(openqoe:ingest_events_rejected_by_reason:rate5m)", instant=True)],
-            "cps",
-            decimals=2,
-            thresholds=steps((GREEN, None), (ORANGE, 1)),
-        ),
-        4,
-        4,
+    b.stat(
+        "Events rejected",
+        "sum of openqoe:ingest_events_rejected_by_reason:rate5m: events refused per second.",
+        "sum(openqoe:ingest_events_rejected_by_reason:rate5m)",
+        "cps",
+        decimals=2,
+        thresholds=steps((GREEN, None), (ORANGE, 1)),
     )
-    b.add(
-        stat(
-            "HTTP 5xx ratio",
-            "openqoe:ingest_http_5xx_ratio:5m: share of /v1/events answers that were 5xx.",
-            [prom("openqoe:ingest_http_5xx_ratio:5m", instant=True)],
-            "percentunit",
-            decimals=2,
-            thresholds=steps((GREEN, None), (ORANGE, 0.001), (RED, 0.01)),
-        ),
-        4,
-        4,
+    b.stat(
+        "HTTP 5xx ratio",
+        "openqoe:ingest_http_5xx_ratio:5m: share of /v1/events answers that were 5xx.",
+        "openqoe:ingest_http_5xx_ratio:5m",
+        "percentunit",
+        decimals=2,
+        thresholds=steps((GREEN, None), (ORANGE, 0.001), (RED, 0.01)),
     )
-    b.add(
-        stat(
-            "Request duration p99",
-            "openqoe:ingest_request_duration_seconds:p99_5m (/v1/events).",
-            [prom("openqoe:ingest_request_duration_seconds:p99_5m", instant=True)],
-            "s",
-            decimals=3,
-            thresholds=steps((GREEN, None), (ORANGE, 0.25), (RED, 1)),
-        ),
-        4,
-        4,
+    b.stat(
+        "Request duration p99",
+        "openqoe:ingest_request_duration_seconds:p99_5m (/v1/events).",
+        "openqoe:ingest_request_duration_seconds:p99_5m",
+        "s",
+        decimals=3,
+        thresholds=steps((GREEN, None), (ORANGE, 0.25), (RED, 1)),
     )
-    b.add(
-        stat(
-            "Processor events",
-            "openqoe:processor_events:rate5m: raw-topic messages handled per second.",
-            [prom("openqoe:processor_events:rate5m", instant=True)],
-            "cps",
-            decimals=1,
-        ),
-        4,
-        4,
+    b.stat(
+        "Processor events",
+        "openqoe:processor_events:rate5m: raw-topic messages handled per second.",
+        "openqoe:processor_events:rate5m",
+        "cps",
+        decimals=1,
     )
-    b.add(
-        stat(
-            "Processor lag",
-            "openqoe:processor_lag_messages:sum: raw-topic messages not yet processed.",
-            [prom("openqoe:processor_lag_messages:sum", instant=True)],
-            "short",
-            decimals=0,
-            thresholds=steps((GREEN, None), (ORANGE, 1000), (RED, 100000)),
-        ),
-        4,
-        4,
+    b.stat(
+        "Processor lag",
+        "openqoe:processor_lag_messages:sum: raw-topic messages not yet processed.",
+        "openqoe:processor_lag_messages:sum",
+        "short",
+        decimals=0,
+        thresholds=steps((GREEN, None), (ORANGE, 1000), (RED, 100000)),
     )
 
     b.row("Collector")
