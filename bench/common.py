@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -138,3 +139,30 @@ def broker_topic_count(bootstrap: str) -> int | None:
             flush=True,
         )
     return n
+
+
+def spy_stacks(path: Path) -> Iterator[tuple[list[str], int]]:
+    """(frames root first, sample count) of each line of a ``py-spy record -f raw`` file."""
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            yield [f for f in stack.split(";") if f], int(count)
+
+
+def processor_env(
+    topics: Any, *, app_id: str, data_dir: Path, remote_write_url: str
+) -> dict[str, str]:
+    """The environment that points a processor worker at ``topics`` (an
+    ``ingest.topics.TopicsConfig``), with a RocksDB store; the tests and the processor
+    benchmark add their own timers."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
+        "INGEST_RAW_TOPIC": topics.raw_topic,
+        "PROCESSOR_VIEWS_TOPIC": topics.views_topic,
+        "PROCESSOR_CONTROL_TOPIC": topics.control_topic,
+        "OPENQOE_RAW_PARTITIONS": str(topics.raw_partitions),
+        "PROCESSOR_APP_ID": app_id,
+        "PROCESSOR_DATA_DIR": str(data_dir),
+        "PROCESSOR_STORE": "rocksdb://",
+        "PROCESSOR_REMOTE_WRITE_URL": remote_write_url,
+    }

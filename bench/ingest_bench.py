@@ -81,6 +81,7 @@ from bench.common import (
     machine_busy_s,
     percentile,
     proc_tree_cpu_s,
+    spy_stacks,
 )
 from bench.common import (
     fmt as _fmt,
@@ -855,13 +856,9 @@ def summarise_spy(path: Path, top: int = 18) -> dict[str, Any]:
     cumulative: Counter[str] = Counter()
     components: Counter[str] = Counter()
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for raw_frames, n in spy_stacks(path):
         total += n
-        frames = [_spy_frame(f) for f in stack.split(";") if f]
+        frames = [_spy_frame(f) for f in raw_frames]
         if not frames:
             continue
         own[frames[-1][0]] += n

@@ -90,6 +90,8 @@ from bench.common import (
     machine_busy_s,
     percentile,
     proc_cpu_s,
+    processor_env,
+    spy_stacks,
 )
 from bench.common import (
     fmt as _fmt,
@@ -549,18 +551,12 @@ class Worker:
 def worker_env(
     topics: Any, app_id: str, data_dir: Path, remote_write_url: str, **extra: str
 ) -> dict[str, str]:
-    """The environment of tests/integration/pipeline.processor_env, with production defaults
-    instead of the tests' short timers (an empty value means "default" to the processor)."""
+    """bench.common.processor_env with production defaults instead of the tests' short
+    timers (an empty value means "default" to the processor)."""
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
-        "INGEST_RAW_TOPIC": topics.raw_topic,
-        "PROCESSOR_VIEWS_TOPIC": topics.views_topic,
-        "PROCESSOR_CONTROL_TOPIC": topics.control_topic,
-        "OPENQOE_RAW_PARTITIONS": str(topics.raw_partitions),
-        "PROCESSOR_APP_ID": app_id,
-        "PROCESSOR_DATA_DIR": str(data_dir),
-        "PROCESSOR_STORE": "rocksdb://",
-        "PROCESSOR_REMOTE_WRITE_URL": remote_write_url,
+        **processor_env(
+            topics, app_id=app_id, data_dir=data_dir, remote_write_url=remote_write_url
+        ),
         "PROCESSOR_FLUSH_INTERVAL_S": "",
         "PROCESSOR_VIEW_TIMEOUT_S": "",
         "PROCESSOR_CLOSED_VIEW_RETENTION_S": "",
@@ -753,13 +749,9 @@ def summarise_spy(path: Path, top: int = 25) -> dict[str, Any]:
     self_counts: dict[tuple[str, int, str], int] = {}
     inclusive: dict[tuple[str, int, str], int] = {}
     total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
+    for raw_frames, n in spy_stacks(path):
         total += n
-        frames = [_spy_key(f) for f in stack.split(";") if f]
+        frames = [_spy_key(f) for f in raw_frames]
         # py-spy's first frame is the thread ("process 123:...") when idle frames are off.
         frames = [f for f in frames if not f[2].startswith(("process ", "thread "))]
         if not frames:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
+from bench.common import processor_env as base_processor_env
 from ingest.topics import TopicsConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -182,15 +183,10 @@ def processor_env(
     **extra: str,
 ) -> dict[str, str]:
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
-        "INGEST_RAW_TOPIC": topics.raw_topic,
-        "PROCESSOR_VIEWS_TOPIC": topics.views_topic,
-        "PROCESSOR_CONTROL_TOPIC": topics.control_topic,
-        "OPENQOE_RAW_PARTITIONS": str(topics.raw_partitions),
-        "PROCESSOR_APP_ID": app_id,
-        "PROCESSOR_DATA_DIR": str(data_dir),
-        "PROCESSOR_STORE": "rocksdb://",
-        "PROCESSOR_REMOTE_WRITE_URL": remote_write_url,
+        **base_processor_env(
+            topics, app_id=app_id, data_dir=data_dir, remote_write_url=remote_write_url
+        ),
+        # Short timers, so views end and values arrive within a test's patience.
         "PROCESSOR_FLUSH_INTERVAL_S": "1",
         "PROCESSOR_VIEW_TIMEOUT_S": "4",
         "PROCESSOR_CLOSED_VIEW_RETENTION_S": "600",

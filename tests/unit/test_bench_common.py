@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from bench.common import machine_busy_s, percentile, proc_cpu_s
 
@@ -25,3 +26,11 @@ def test_cpu_accounting_reads_this_process() -> None:
     assert after >= before
     assert machine_busy_s() > 0
     assert proc_cpu_s(2**22 + 12345) is None  # no such process
+
+
+def test_spy_stacks_reads_py_spy_raw_lines(tmp_path: Path) -> None:
+    from bench.common import spy_stacks
+
+    path = tmp_path / "raw.txt"
+    path.write_text("main (a.py:1);f (b.py:2) 7\nbroken line\nmain (a.py:1) 3\n")
+    assert list(spy_stacks(path)) == [(["main (a.py:1)", "f (b.py:2)"], 7), (["main (a.py:1)"], 3)]
