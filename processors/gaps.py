@@ -21,12 +21,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _RETRY_S = (0.5, 1.0, 2.0, 5.0)
 # One attempt at a Kafka call; past it the client is rebuilt and the call retried.
@@ -83,36 +85,27 @@ class MessageReader:
     async def committed(self, topic: str, partition: int) -> int | None:
         """The group's committed offset for the partition (None if it never committed)."""
         tp = TopicPartition(topic, partition)
-        attempt = 0
-        while True:
-            try:
-                async with asyncio.timeout(_ATTEMPT_TIMEOUT_S):
-                    if self._admin is None:
-                        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-                        await admin.start()
-                        self._admin = admin
-                    offsets = await self._admin.list_consumer_group_offsets(
-                        self._group_id, partitions=[tp]
-                    )
-            except (KafkaError, TimeoutError) as exc:
-                await self._close_admin()
-                attempt = await _wait_retry("read the committed offset", exc, attempt)
-                continue
+
+        async def once() -> int | None:
+            if self._admin is None:
+                admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+                await admin.start()
+                self._admin = admin
+            offsets = await self._admin.list_consumer_group_offsets(self._group_id, partitions=[tp])
             meta = offsets.get(tp)
             return None if meta is None or meta.offset < 0 else int(meta.offset)
+
+        return await _retrying("read the committed offset", once, self._close_admin)
 
     async def earliest(self, topic: str, partition: int) -> int | None:
         """The first offset the partition still has."""
         tp = TopicPartition(topic, partition)
-        attempt = 0
-        while True:
-            try:
-                async with asyncio.timeout(_ATTEMPT_TIMEOUT_S):
-                    consumer = await self._ensure_consumer()
-                    return int((await consumer.beginning_offsets([tp]))[tp])
-            except (KafkaError, TimeoutError) as exc:
-                await self._close_consumer()
-                attempt = await _wait_retry("read the first offset", exc, attempt)
+
+        async def once() -> int | None:
+            consumer = await self._ensure_consumer()
+            return int((await consumer.beginning_offsets([tp]))[tp])
+
+        return await _retrying("read the first offset", once, self._close_consumer)
 
     async def read(
         self, topic: str, partition: int, start: int, end: int
@@ -122,14 +115,11 @@ class MessageReader:
         Retries while Kafka is unreachable: giving up would let the hole be committed.
         """
         tp = TopicPartition(topic, partition)
-        attempt = 0
-        while True:
-            try:
-                async with asyncio.timeout(_ATTEMPT_TIMEOUT_S):
-                    return await self._read_once(tp, start, end)
-            except (KafkaError, TimeoutError) as exc:
-                await self._close_consumer()
-                attempt = await _wait_retry("read skipped messages", exc, attempt)
+        return await _retrying(
+            "read skipped messages",
+            lambda: self._read_once(tp, start, end),
+            self._close_consumer,
+        )
 
     async def _read_once(self, tp: TopicPartition, start: int, end: int) -> list[tuple[int, bytes]]:
         consumer = await self._ensure_consumer()
@@ -176,8 +166,19 @@ class MessageReader:
                 await admin.close()
 
 
-async def _wait_retry(what: str, exc: Exception, attempt: int) -> int:
-    delay = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
-    logger.error("could not %s (%s); retrying in %.1fs", what, exc, delay)
-    await asyncio.sleep(delay)
-    return attempt + 1
+async def _retrying(
+    what: str, call: Callable[[], Awaitable[T]], reset: Callable[[], Awaitable[None]]
+) -> T:
+    """``call()`` until it succeeds, each attempt with a deadline; after a failure the
+    client is rebuilt (``reset``) and the next attempt waits a little longer."""
+    attempt = 0
+    while True:
+        try:
+            async with asyncio.timeout(_ATTEMPT_TIMEOUT_S):
+                return await call()
+        except (KafkaError, TimeoutError) as exc:
+            await reset()
+            delay = _RETRY_S[min(attempt, len(_RETRY_S) - 1)]
+            logger.error("could not %s (%s); retrying in %.1fs", what, exc, delay)
+            await asyncio.sleep(delay)
+            attempt += 1

@@ -189,3 +189,27 @@ async def test_lag_counts_from_what_the_agent_handled_not_what_faust_fetched(
     assert await processor._backlog(0) == 40  # nothing handled yet: from the group's commit
     processor.offsets.handled(RAW, 0, 29)
     assert await processor._backlog(0) == 20
+
+
+async def test_kafka_calls_are_retried_with_a_fresh_client_until_they_succeed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    import processors.gaps
+
+    monkeypatch.setattr(processors.gaps, "_RETRY_S", (0.0,))
+    outcomes: list[Exception | int] = [KafkaConnectionError(), TimeoutError(), 42]
+    resets: list[int] = []
+
+    async def call() -> int:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def reset() -> None:
+        resets.append(1)
+
+    assert await processors.gaps._retrying("test", call, reset) == 42
+    assert len(resets) == 2
