@@ -19,6 +19,7 @@ from faust.types.tuples import ack_lock
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from processors.aggregates import aggregate_key, apply_once, new_aggregate
+from processors.changelog_flush import BoundedFlush
 from processors.config import ProcessorConfig
 from processors.dims import DimensionCaps
 from processors.gaps import MessageReader, Offsets
@@ -125,7 +126,8 @@ class Processor:
             partitions=config.partitions,
             key_type=str,
         )
-        self._drain_producer_buffer_on_flush()
+        # Before the producer starts: its buffer's sender task picks up the wrapper.
+        BoundedFlush(self.app.producer.buffer).install()
         self.source = self.app.topic(
             config.raw_topic,
             config.control_topic,
@@ -172,39 +174,6 @@ class Processor:
         self.app.page("/health")(_health_view(self))
         self.app.on_partitions_revoked.connect(self._on_revoked)
         self.app.on_before_shutdown.connect(self._on_shutdown)
-
-    def _drain_producer_buffer_on_flush(self) -> None:
-        """Make faust's producer flush wait until every queued table write was handed on.
-
-        ``ProducerBuffer.flush`` gives up after 0.1 s without a completed send even when
-        writes are still queued, and the consumer commits source offsets right after it.
-        Under load a kill -9 then lost changelog writes of committed events (seen in the
-        crash test). Draining fully keeps "changelog before commit" true.
-        """
-        # The concrete ProducerBuffer: its private task method is what we wrap.
-        buffer: Any = self.app.producer.buffer
-        send_pending = buffer._send_pending
-        in_flight = 0
-
-        # The buffer's task takes a write off its queue before handing it to aiokafka, so
-        # "queue empty" is not "all handed on": count the write being handed on too.
-        async def tracked_send(future: Any) -> None:
-            nonlocal in_flight
-            in_flight += 1
-            try:
-                await send_pending(future)
-            finally:
-                in_flight -= 1
-
-        async def drain() -> None:
-            while buffer.size or in_flight:
-                if buffer.size:
-                    await buffer.flush_atmost(buffer.size)
-                else:
-                    await asyncio.sleep(0.001)
-
-        buffer._send_pending = tracked_send
-        buffer.flush = drain
 
     # --- the agent ------------------------------------------------------------------------
 
@@ -507,7 +476,7 @@ class Processor:
             self.metrics.series.set(len(samples))
 
     async def _durable(self) -> None:
-        # The buffer flush drains fully (_drain_producer_buffer_on_flush), then aiokafka's.
+        # faust's buffer up to this point (processors.changelog_flush), then aiokafka's.
         await self.app.producer.flush()
 
     async def _update_lag(self, active: set[int]) -> None:
