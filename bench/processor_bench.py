@@ -29,7 +29,9 @@ What one run does:
   with the processor's settings over the same topic, in their own processes: ``noop`` only
   iterates the events; ``table`` decodes each and reads and writes one ~2 kB value in a
   RocksDB table (one changelog message per event, like a view write). They show what faust
-  itself costs per event before any of the processor's work.
+  itself costs per event before any of the processor's work. A third, ``batched``, runs
+  the processor's view step without faust (``batched_main``): the cost of a batched
+  design, measured for the decision the 10k events/s target needs.
 
 * **Profile** (``--profile py-spy``, the default, ``cprofile`` or ``none``): the same topic
   again, consumed by a second worker (fresh app id) sampled by ``py-spy`` (dev extra; 250 Hz,
@@ -78,6 +80,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -409,6 +412,105 @@ def floor_main(mode: str, bootstrap: str, topic: str, expected: int, datadir: st
     worker = faust.Worker(app, loglevel="WARNING", quiet=True)
     worker.spinner = None
     worker.execute_from_commandline()
+
+
+def batched_main(bootstrap: str, topic: str, expected: int, datadir: str) -> None:
+    """Child process: the processor's per-view step without faust, as a batched design
+    would run it (a measurement for the design decision, not a second processor).
+
+    aiokafka ``getmany`` batches; each event decoded and folded into its view with
+    ``processors.step.on_event``; views cached in memory and in RocksDB (rocksdict); per
+    batch one changelog write per view that changed (JSON, to a compacted topic), then the
+    producer flush, then the offset commit ("changelog before commit"). Not included:
+    aggregates (written for ~2.5 % of events), exports, expiry. Prints one FLOOR line.
+    """
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from rocksdict import Rdict
+
+    from processors.dims import DimensionCaps
+    from processors.step import on_event
+    from schemas import player_event_reader
+
+    name = f"pbench-floor-batched-{uuid.uuid4().hex[:8]}"
+    Path(datadir).mkdir(parents=True, exist_ok=True)
+
+    async def run() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            partitions = len((await admin.describe_topics([topic]))[0]["partitions"])
+            await admin.create_topics(
+                [
+                    NewTopic(
+                        f"{name}-changelog",
+                        num_partitions=partitions,
+                        replication_factor=1,
+                        topic_configs={"cleanup.policy": "compact"},
+                    )
+                ]
+            )
+        finally:
+            await admin.close()
+        decode = player_event_reader().decode
+        labels = DimensionCaps().labels
+        db = Rdict(str(Path(datadir) / "views.db"))
+        views: dict[str, Any] = {}
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1024 * 1024
+        )
+        await consumer.start()
+        await producer.start()
+        count = 0
+        t0 = cpu0 = 0.0
+        try:
+            while count < expected:
+                batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                if count == 0 and batches:
+                    usage = resource.getrusage(resource.RUSAGE_SELF)
+                    t0, cpu0 = time.monotonic(), usage.ru_utime + usage.ru_stime
+                dirty: dict[str, tuple[int, Any]] = {}
+                for tp, records in batches.items():
+                    for record in records:
+                        event = decode(record.value)
+                        key = "v|" + event["view_id"]
+                        view = views.get(key)
+                        if view is None:
+                            stored = db.get(key)
+                            view = json.loads(stored) if stored is not None else None
+                        step = on_event(view, -1, event, record.offset, tp.partition, labels)
+                        if step.view is not None:
+                            views[key] = step.view
+                            dirty[key] = (tp.partition, step.view)
+                        count += 1
+                for key, (partition, view) in dirty.items():
+                    value = json.dumps(view).encode()
+                    db[key] = value
+                    await producer.send(
+                        f"{name}-changelog", value, key=key.encode(), partition=partition
+                    )
+                await producer.flush()
+                if batches:
+                    await consumer.commit()
+        finally:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            elapsed = time.monotonic() - t0
+            cpu = usage.ru_utime + usage.ru_stime - cpu0
+            await consumer.stop()
+            await producer.stop()
+            db.close()
+        line = {"events_per_s": count / elapsed, "cpu_us_per_event": cpu / count * 1e6}
+        print("FLOOR " + json.dumps(line), flush=True)
+
+    asyncio.run(run())
 
 
 def run_floor(
@@ -1005,6 +1107,8 @@ def floor_rows(floor: dict[str, Any] | None) -> list[str]:
     labels = {
         "noop": "faust floor: minimal agent, no work",
         "table": "faust floor: decode + one 2 kB table write per event",
+        "batched": "without faust: aiokafka batches, view step, one changelog write per "
+        "changed view per batch",
     }
     rows = []
     for mode, label in labels.items():
@@ -1118,7 +1222,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         baseline_main(argv[1], argv[2], int(argv[3]), float(argv[4]))
         return
     if argv[:1] == ["_floor"]:
-        floor_main(argv[1], argv[2], argv[3], int(argv[4]), argv[5])
+        floor = batched_main if argv[1] == "batched" else partial(floor_main, argv[1])
+        floor(argv[2], argv[3], int(argv[4]), argv[5])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -1148,7 +1253,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--floor-events",
         type=int,
         default=50_000,
-        help="events for the faust floor runs (minimal faust apps over the same topic; 0: skip)",
+        help="events for the floor runs (minimal faust apps and the batched design over the "
+        "same topic; 0: skip)",
     )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument(
@@ -1247,7 +1353,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             if args.floor_events > 0:
                 floors: dict[str, Any] = {"events": min(args.floor_events, args.events)}
-                for mode in ("noop", "table"):
+                for mode in ("noop", "table", "batched"):
                     print(f"[floor] minimal faust app, {mode} ...", flush=True)
                     quiet(results, f"floor-{mode}")
                     floors[mode] = run_floor(
