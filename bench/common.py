@@ -166,3 +166,24 @@ def processor_env(
         "PROCESSOR_STORE": "rocksdb://",
         "PROCESSOR_REMOTE_WRITE_URL": remote_write_url,
     }
+
+
+def bench_topics(bootstrap: str, prefix: str, suffix: str, raw_partitions: int) -> Any:
+    """A ``TopicsConfig`` whose every ``*_topic`` has a bench name (``<prefix>.<kind>.<suffix>``)
+    and one hour of retention, so a benchmark never creates or checks a shared topic."""
+    import dataclasses
+
+    from ingest.topics import TopicsConfig
+
+    overrides: dict[str, Any] = {}
+    for f in dataclasses.fields(TopicsConfig):
+        if f.name.endswith("_topic"):
+            overrides[f.name] = f"{prefix}.{f.name.removesuffix('_topic')}.{suffix}"
+        elif f.name.endswith("_retention_ms"):
+            overrides[f.name] = 3_600_000
+    return TopicsConfig(
+        kafka_bootstrap_servers=bootstrap,
+        raw_partitions=raw_partitions,
+        rejected_partitions=1,
+        **overrides,
+    )

@@ -74,6 +74,7 @@ from typing import Any
 
 from bench.common import (
     REPO,
+    bench_topics,
     broker_topic_count,
     cpu_model,
     find_broker_pid,
@@ -1096,21 +1097,11 @@ async def create_topics(bootstrap: str, suffix: str) -> tuple[Any, list[str]]:
     Every ``*_topic`` field gets a bench name, so the run never creates or checks a shared
     topic, whatever topics TopicsConfig grows. Retention is one hour in case cleanup fails.
     """
-    import dataclasses
-
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    from ingest.topics import TopicsConfig, ensure_topics
+    from ingest.topics import ensure_topics
 
-    overrides: dict[str, Any] = {}
-    for f in dataclasses.fields(TopicsConfig):
-        if f.name.endswith("_topic"):
-            overrides[f.name] = f"bench.{f.name.removesuffix('_topic')}.{suffix}"
-        elif f.name.endswith("_retention_ms"):
-            overrides[f.name] = 3_600_000
-    topics = TopicsConfig(
-        kafka_bootstrap_servers=bootstrap, raw_partitions=12, rejected_partitions=1, **overrides
-    )
+    topics = bench_topics(bootstrap, "bench", suffix, 12)
     await ensure_topics(topics)
     baseline = f"bench.baseline.{suffix}"
     raw_spec = topics.specs()[0]

@@ -61,7 +61,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import io
 import json
 import os
@@ -86,6 +85,7 @@ from typing import Any
 
 from bench.common import (
     REPO,
+    bench_topics,
     broker_topic_count,
     cpu_model,
     find_broker_pid,
@@ -160,20 +160,9 @@ def wait_until(what: str, check: Callable[[], Any], timeout_s: float, every_s: f
 async def create_topics(bootstrap: str, suffix: str) -> Any:
     """Fresh bench topics: every ``*_topic`` of TopicsConfig gets a bench name (raw: 12
     partitions), so a run never creates or checks a shared topic; retention one hour."""
-    from ingest.topics import TopicsConfig, ensure_topics
+    from ingest.topics import ensure_topics
 
-    overrides: dict[str, Any] = {}
-    for f in dataclasses.fields(TopicsConfig):
-        if f.name.endswith("_topic"):
-            overrides[f.name] = f"pbench.{f.name.removesuffix('_topic')}.{suffix}"
-        elif f.name.endswith("_retention_ms"):
-            overrides[f.name] = 3_600_000
-    topics = TopicsConfig(
-        kafka_bootstrap_servers=bootstrap,
-        raw_partitions=RAW_PARTITIONS,
-        rejected_partitions=1,
-        **overrides,
-    )
+    topics = bench_topics(bootstrap, "pbench", suffix, RAW_PARTITIONS)
     await ensure_topics(topics)
     return topics
 

@@ -149,6 +149,19 @@ def _compile(schema: Any, named: dict[str, _Writer]) -> tuple[_Writer, type]:
     raise _NotCompilable(kind)
 
 
+def _zigzag(low: str, high: str) -> list[str]:
+    """Statements writing the int in ``v`` as a zigzag varint, if it is within low..high."""
+    return [
+        f"if type(v) is not int or not {low} <= v <= {high}:",
+        "    raise _Unsupported",
+        "n = (v << 1) ^ (v >> 63)",
+        "if n < 0x80:",
+        "    append(n)",
+        "else:",
+        "    _varint(out, n)",
+    ]
+
+
 # Statements that write the value in ``v`` (one Avro primitive), for generated record writers.
 _INLINE: dict[str, list[str]] = {
     "string": [
@@ -165,24 +178,8 @@ _INLINE: dict[str, list[str]] = {
         "    _varint(out, n)",
         "out += b",
     ],
-    "long": [
-        "if type(v) is not int or not _LONG_MIN <= v <= _LONG_MAX:",
-        "    raise _Unsupported",
-        "n = (v << 1) ^ (v >> 63)",
-        "if n < 0x80:",
-        "    append(n)",
-        "else:",
-        "    _varint(out, n)",
-    ],
-    "int": [
-        "if type(v) is not int or not _INT_MIN <= v <= _INT_MAX:",
-        "    raise _Unsupported",
-        "n = (v << 1) ^ (v >> 63)",
-        "if n < 0x80:",
-        "    append(n)",
-        "else:",
-        "    _varint(out, n)",
-    ],
+    "long": _zigzag("_LONG_MIN", "_LONG_MAX"),
+    "int": _zigzag("_INT_MIN", "_INT_MAX"),
     "double": [
         "if type(v) is not float:",
         "    raise _Unsupported",

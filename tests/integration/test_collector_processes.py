@@ -49,15 +49,20 @@ def still_running(pids: set[int]) -> set[int]:
     return {pid for pid in pids if os.path.exists(f"/proc/{pid}")}
 
 
-def accepted_total(url: str) -> float:
-    # A new connection per scrape, so the kernel may hand it to either process.
+def scraped(url: str, name: str) -> float:
+    """The sum of ``name`` in one scrape; a new connection each time, so the kernel may
+    hand it to either process."""
     text = requests.get(f"{url}/metrics", headers={"Connection": "close"}, timeout=5).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "openqoe_ingest_events_accepted_total"
+        if sample.name == name
     )
+
+
+def accepted_total(url: str) -> float:
+    return scraped(url, "openqoe_ingest_events_accepted_total")
 
 
 def post_batches(url: str, tag: str, requests_n: int, per_request: int) -> int:
@@ -127,6 +132,13 @@ async def test_processes_share_the_port_and_one_set_of_metrics(
     topics: TopicsConfig, collector_tree: tuple[str, subprocess.Popen[bytes], Path]
 ) -> None:
     url, parent, log_path = collector_tree
+    # Only one process answered the /ready probes; kafka_ready is the lowest over the live
+    # processes, so it reads 1 only once every process found Kafka on its own.
+    wait_for(
+        "kafka_ready 1 over both processes",
+        lambda: scraped(url, "openqoe_ingest_kafka_ready") == 1,
+        30,
+    )
     sent = post_batches(url, "a", requests_n=30, per_request=5)
 
     # Every scrape sees the sum over both processes, not one process's share.
