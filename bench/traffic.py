@@ -1,8 +1,12 @@
 """Synthetic player traffic: realistic views sent to a collector.
 
 ``python -m bench.traffic --url http://127.0.0.1:8080 --views 20 --duration 120`` keeps
-20 views playing at a time for two minutes, each sending events in batches as the SDK does
-(startup, heartbeats, stalls, bitrate switches, seeks, quartiles, errors, ended).
+20 views playing at a time for two minutes, in real time, each sending events in batches as
+the SDK does. A view plays a 1, 2 or 5 minute video: start-up of ~1 s (log-normal), a
+heartbeat every 10 s, stalls in ~8 % of heartbeat intervals, bitrate switches, seeks,
+quartiles; 3 % fail to start, 5 % leave before the first frame, 2 % end in a fatal error,
+and the rest watch 30 %, 60 % or all of the video. ``--speed 10`` replays ten times faster
+(every duration, start-up times included, shrinks with it).
 """
 
 from __future__ import annotations
@@ -237,7 +241,10 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=20, help="concurrent views")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds")
     parser.add_argument(
-        "--speed", type=float, default=10.0, help="playback speed-up (10 = heartbeat every 1 s)"
+        "--speed",
+        type=float,
+        default=1.0,
+        help="speed-up over real time (1: heartbeats every 10 s and real start-up times)",
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

@@ -71,6 +71,7 @@ def create_app(
     )
 
     events = app.router.add_post("/v1/events", handlers.post_events, name="events")
+    app.router.add_get("/", handlers.index, name="index")
     app.router.add_get("/health", handlers.health, name="health")
     app.router.add_get("/ready", handlers.ready, name="ready")
     app.router.add_get("/metrics", handlers.metrics, name="metrics")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -155,6 +156,32 @@ def _dead_letter_key(raw: Any) -> bytes | None:
     if isinstance(view_id, str) and 0 < len(view_id) <= MAX_ID_CHARS:
         return view_id.encode()
     return None
+
+
+try:
+    _VERSION = importlib.metadata.version("openqoe")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree, not installed
+    _VERSION = "unknown"
+
+ENDPOINTS = {
+    "POST /v1/events": "ingest a batch of player events (X-API-Key or Authorization: Bearer)",
+    "GET /health": "liveness",
+    "GET /ready": "readiness: Kafka reachable and both topics present",
+    "GET /metrics": "the collector's Prometheus metrics",
+}
+
+
+async def index(request: web.Request) -> web.Response:
+    """What this service is and where its endpoints are: a person opening the collector's
+    URL in a browser gets an answer instead of a 404."""
+    return web.json_response(
+        {
+            "service": "openqoe-collector",
+            "version": _VERSION,
+            "endpoints": ENDPOINTS,
+            "docs": "docs/events.md and ingest/openapi.yaml in the OpenQoE source",
+        }
+    )
 
 
 async def health(request: web.Request) -> web.Response:

@@ -1,33 +1,74 @@
 #!/usr/bin/env bash
 # Run the whole OpenQoE pipeline on this machine, no Docker needed:
-#   Kafka (deploy/kafka-local.sh) -> topics -> collector :8080 -> processor (when present)
-#   -> local Prometheus :9090 (scrapes the collector; receives the processor's remote write)
-#   plus synthetic player traffic. Ctrl-C stops everything this script started.
+#   Kafka (deploy/kafka-local.sh) -> topics -> collector :8080 -> processor :6066
+#   -> local Prometheus :9090 (scrapes both, loads the recording rules and alerts, receives the
+#   processor's remote write), plus simulated player traffic in real time.
+#
+# It ends by itself when the traffic ends and stops everything it started (the broker too,
+# when this script started it). KEEP_RUNNING=1 keeps the services up after the traffic,
+# until Ctrl-C.
 #
 # Environment: DURATION (seconds of sample traffic, default 300), VIEWS (concurrent views, 20),
-# INGEST_PORT (8080), PROMETHEUS_PORT (9090), KAFKA_PORT (9092).
+# SPEED (traffic speed-up, 1 = real time), KEEP_RUNNING (0), INGEST_PORT (8080),
+# PROCESSOR_WEB_PORT (6066), PROMETHEUS_PORT (9090, or the next free port when 9090 is
+# taken, e.g. by Debian's prometheus service), KAFKA_PORT (9092).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 STATE=$ROOT/.local/run
-mkdir -p "$STATE"
 DURATION=${DURATION:-300}
 VIEWS=${VIEWS:-20}
+SPEED=${SPEED:-1}
+KEEP_RUNNING=${KEEP_RUNNING:-0}
 INGEST_PORT=${INGEST_PORT:-8080}
-PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+PROCESSOR_WEB_PORT=${PROCESSOR_WEB_PORT:-6066}
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-9092}
 DEMO_KEY=demo-ingest-key
 
 log() { printf '[run-local] %s\n' "$*"; }
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Everything this needs is checked (or installed, as root) before anything starts.
+bash scripts/prereqs.sh run
+
+if [[ -z ${PROMETHEUS_PORT:-} ]]; then
+  PROMETHEUS_PORT=9090
+  while port_busy "$PROMETHEUS_PORT" && ((PROMETHEUS_PORT < 9100)); do
+    PROMETHEUS_PORT=$((PROMETHEUS_PORT + 1))
+  done
+  ((PROMETHEUS_PORT == 9090)) || log "port 9090 is taken (Debian's prometheus service?); using $PROMETHEUS_PORT"
+fi
+for port in "$INGEST_PORT" "$PROCESSOR_WEB_PORT" "$PROMETHEUS_PORT"; do
+  if port_busy "$port"; then
+    log "port $port is already in use; stop what uses it or set INGEST_PORT / PROCESSOR_WEB_PORT / PROMETHEUS_PORT"
+    exit 1
+  fi
+done
+
+mkdir -p "$STATE"
 pids=()
+started_kafka=0
+stopped=0
 cleanup() {
-  log "stopping collector, processor and Prometheus (Kafka keeps running: bash deploy/kafka-local.sh stop)"
+  ((stopped)) && return
+  stopped=1
+  log "stopping the collector, processor and Prometheus"
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if ((started_kafka)); then
+    log "stopping the Kafka broker this script started"
+    bash deploy/kafka-local.sh stop >/dev/null || true
+  else
+    log "Kafka was already running and keeps running (bash deploy/kafka-local.sh stop)"
+  fi
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 bash scripts/bootstrap.sh
+rc=0
+bash deploy/kafka-local.sh status >/dev/null 2>&1 || rc=$?
+((rc == 3)) && started_kafka=1 # 3: not running
 bash deploy/kafka-local.sh start
 .venv/bin/python -m ingest.topics
 
@@ -36,53 +77,82 @@ INGEST_PORT=$INGEST_PORT INGEST_API_KEYS="demo:$DEMO_KEY" INGEST_CORS_ORIGINS="*
   .venv/bin/python -m ingest >"$STATE/collector.log" 2>&1 &
 pids+=($!)
 
-if [[ -f processors/__main__.py ]]; then
-  log "starting the processor (log: $STATE/processor.log)"
+log "starting the processor on 127.0.0.1:$PROCESSOR_WEB_PORT (log: $STATE/processor.log)"
+# Views nobody ends explicitly (players that vanish) close after 2 minutes here, not the
+# production default of an hour, so they show up while you watch.
+PROCESSOR_WEB_PORT=$PROCESSOR_WEB_PORT PROCESSOR_DATA_DIR="$STATE/processor" \
   PROCESSOR_REMOTE_WRITE_URL="http://127.0.0.1:$PROMETHEUS_PORT/api/v1/write" \
-    .venv/bin/python -m processors >"$STATE/processor.log" 2>&1 &
-  pids+=($!)
-fi
+  PROCESSOR_VIEW_TIMEOUT_S=120 PROCESSOR_CLOSED_VIEW_RETENTION_S=600 \
+  .venv/bin/python -m processors >"$STATE/processor.log" 2>&1 &
+pids+=($!)
 
-if command -v prometheus >/dev/null; then
-  mkdir -p "$STATE/prometheus"
-  cat >"$STATE/prometheus/prometheus.yml" <<YAML
+mkdir -p "$STATE/prometheus"
+cat >"$STATE/prometheus/prometheus.yml" <<YAML
 global:
   scrape_interval: 5s
+  evaluation_interval: 15s
+rule_files:
+  - $ROOT/deploy/prometheus/rules/openqoe-recording.yml
+  - $ROOT/deploy/prometheus/rules/openqoe-alerts.yml
 scrape_configs:
   - job_name: openqoe-collector
     static_configs:
       - targets: ["127.0.0.1:$INGEST_PORT"]
+  - job_name: openqoe-processor
+    static_configs:
+      - targets: ["127.0.0.1:$PROCESSOR_WEB_PORT"]
 YAML
-  log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT (log: $STATE/prometheus.log)"
-  prometheus --config.file="$STATE/prometheus/prometheus.yml" \
-    --storage.tsdb.path="$STATE/prometheus/data" \
-    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
-    --web.enable-remote-write-receiver >"$STATE/prometheus.log" 2>&1 &
-  pids+=($!)
-else
-  log "Prometheus is not installed (Debian: apt-get install prometheus); metrics are still at :$INGEST_PORT/metrics"
-fi
+log "starting Prometheus on 127.0.0.1:$PROMETHEUS_PORT (log: $STATE/prometheus.log)"
+prometheus --config.file="$STATE/prometheus/prometheus.yml" \
+  --storage.tsdb.path="$STATE/prometheus/data" \
+  --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+  --web.enable-remote-write-receiver >"$STATE/prometheus.log" 2>&1 &
+pids+=($!)
 
-for _ in $(seq 1 60); do
-  curl -fsS "http://127.0.0.1:$INGEST_PORT/ready" >/dev/null 2>&1 && break
-  sleep 0.5
-done
-curl -fsS "http://127.0.0.1:$INGEST_PORT/ready" >/dev/null || { tail -20 "$STATE/collector.log"; exit 1; }
+wait_ready() { # name url log
+  for _ in $(seq 1 120); do
+    curl -fsS "$2" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  log "$1 did not become ready at $2; the end of its log:"
+  tail -20 "$3"
+  exit 1
+}
+wait_ready collector "http://127.0.0.1:$INGEST_PORT/ready" "$STATE/collector.log"
+wait_ready processor "http://127.0.0.1:$PROCESSOR_WEB_PORT/health" "$STATE/processor.log"
+wait_ready Prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" "$STATE/prometheus.log"
+
+PROM=http://127.0.0.1:$PROMETHEUS_PORT
+query_link() { printf '%s/graph?g0.expr=%s&g0.tab=0&g0.range_input=30m' "$PROM" \
+  "$(.venv/bin/python -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1")"; }
 
 cat <<TXT
 
   OpenQoE is running. Where to look:
-    collector        http://127.0.0.1:$INGEST_PORT   (POST /v1/events with X-API-Key: $DEMO_KEY, org_id "demo")
-    collector stats  http://127.0.0.1:$INGEST_PORT/metrics
-    Prometheus       http://127.0.0.1:$PROMETHEUS_PORT/graph?g0.expr=sum%20by%20(event_type)%20(rate(openqoe_ingest_events_accepted_total%5B1m%5D))
-    raw events       .venv/bin/python -m schemas.tail qoe.events.raw
-    dead letters     .venv/bin/python -m schemas.tail qoe.events.rejected --from-beginning
-    logs             $STATE/*.log
+    collector         http://127.0.0.1:$INGEST_PORT/   (POST /v1/events with X-API-Key: $DEMO_KEY, org_id "demo")
+    collector metrics http://127.0.0.1:$INGEST_PORT/metrics
+    processor         http://127.0.0.1:$PROCESSOR_WEB_PORT/health   http://127.0.0.1:$PROCESSOR_WEB_PORT/metrics
+    Prometheus        $PROM/rules   $PROM/alerts
+    QoE (recording rules, first values after about a minute):
+      startup p95        $(query_link 'openqoe:video_startup_seconds:p95_5m')
+      rebuffer ratio     $(query_link 'openqoe:rebuffer_ratio:5m')
+      failure ratio      $(query_link 'openqoe:playback_failure_ratio:5m')
+      concurrent viewers $(query_link 'openqoe:concurrent_viewers:sum')
+    per-view summaries .venv/bin/python -m schemas.tail qoe.views --from-beginning
+    raw events         .venv/bin/python -m schemas.tail qoe.events.raw
+    dead letters       .venv/bin/python -m schemas.tail qoe.events.rejected --from-beginning
+    logs               $STATE/*.log
 
-  Sending sample traffic: $VIEWS concurrent views for $DURATION s (Ctrl-C to stop everything).
+  Simulated traffic: $VIEWS players at a time for $DURATION s, speed ${SPEED}x. Each view is a
+  1, 2 or 5 minute video: start-up of ~1 s (log-normal), heartbeats every 10 s, occasional stalls,
+  bitrate switches and seeks, quartiles, and a few startup failures, exits before start and fatal
+  errors; about a third of the views watch to the end (bench/traffic.py). Ctrl-C stops everything.
 
 TXT
 .venv/bin/python -m bench.traffic --url "http://127.0.0.1:$INGEST_PORT" --key "$DEMO_KEY" \
-  --org demo --views "$VIEWS" --duration "$DURATION"
-log "sample traffic finished; services keep running until Ctrl-C"
-wait
+  --org demo --views "$VIEWS" --duration "$DURATION" --speed "$SPEED"
+if [[ $KEEP_RUNNING == 1 ]]; then
+  log "sample traffic finished; KEEP_RUNNING=1: the services keep running until Ctrl-C"
+  wait
+fi
+log "sample traffic finished"

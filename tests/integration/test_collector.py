@@ -304,6 +304,10 @@ async def test_per_org_rate_limit_answers_429_with_retry_after(
 
 async def test_health_ready_and_metrics(make_collector: CollectorFactory) -> None:
     client = await make_collector()
+    index = await client.get("/")
+    assert index.status == 200
+    assert_matches_openapi("/", 200, await index.json())
+    assert "POST /v1/events" in (await index.json())["endpoints"]
     assert (await client.get("/health")).status == 200
     ready = await client.get("/ready")
     assert ready.status == 200, await ready.text()
