@@ -123,7 +123,9 @@ wait_ready processor "http://127.0.0.1:$PROCESSOR_WEB_PORT/health" "$STATE/proce
 wait_ready Prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" "$STATE/prometheus.log"
 
 PROM=http://127.0.0.1:$PROMETHEUS_PORT
-query_link() { printf '%s/graph?g0.expr=%s&g0.tab=0&g0.range_input=30m' "$PROM" \
+UI=$PROM # Debian's package has only the classic web UI, under /classic
+[[ $(curl -s -o /dev/null -w '%{http_code}' "$PROM/rules") == 200 ]] || UI=$PROM/classic
+query_link() { printf '%s/graph?g0.expr=%s&g0.tab=0&g0.range_input=30m' "$UI" \
   "$(.venv/bin/python -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1")"; }
 
 cat <<TXT
@@ -132,7 +134,7 @@ cat <<TXT
     collector         http://127.0.0.1:$INGEST_PORT/   (POST /v1/events with X-API-Key: $DEMO_KEY, org_id "demo")
     collector metrics http://127.0.0.1:$INGEST_PORT/metrics
     processor         http://127.0.0.1:$PROCESSOR_WEB_PORT/health   http://127.0.0.1:$PROCESSOR_WEB_PORT/metrics
-    Prometheus        $PROM/rules   $PROM/alerts
+    Prometheus        $UI/rules   $UI/alerts
     QoE (recording rules, first values after about a minute):
       startup p95        $(query_link 'openqoe:video_startup_seconds:p95_5m')
       rebuffer ratio     $(query_link 'openqoe:rebuffer_ratio:5m')
