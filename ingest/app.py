@@ -11,7 +11,7 @@ import aiohttp_cors
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from ingest import handlers
+from ingest import cmcd_handler, handlers
 from ingest.auth import KeyRing
 from ingest.config import IngestConfig
 from ingest.handlers import STATE, IngestState
@@ -28,6 +28,11 @@ CORS_ALLOW_HEADERS = (
     "Authorization",
     "X-API-Key",
     "X-SDK-Version",
+    # CMCD request-mode transport, which CMCD event targets of some players use.
+    "CMCD-Request",
+    "CMCD-Object",
+    "CMCD-Status",
+    "CMCD-Session",
 )
 CORS_MAX_AGE_S = 86400
 KAFKA_READY_CHECK_S = 5.0
@@ -71,11 +76,16 @@ def create_app(
     )
 
     events = app.router.add_post("/v1/events", handlers.post_events, name="events")
+    cmcd_routes = [
+        app.router.add_route(method, path, cmcd_handler.cmcd, name=f"cmcd{i}")
+        for i, path in enumerate(("/v1/cmcd", "/v1/cmcd/{key}"))
+        for method in ("POST", "GET")
+    ]
     app.router.add_get("/", handlers.index, name="index")
     app.router.add_get("/health", handlers.health, name="health")
     app.router.add_get("/ready", handlers.ready, name="ready")
     app.router.add_get("/metrics", handlers.metrics, name="metrics")
-    _setup_cors(app, config, events)
+    _setup_cors(app, config, [events, *cmcd_routes])
 
     async def kafka_producer(app: web.Application) -> AsyncIterator[None]:
         await app[STATE].publisher.start()
@@ -100,18 +110,21 @@ async def _watch_kafka(state: IngestState) -> None:
         await asyncio.sleep(KAFKA_READY_CHECK_S)
 
 
-def _setup_cors(app: web.Application, config: IngestConfig, route: web.AbstractRoute) -> None:
+def _setup_cors(
+    app: web.Application, config: IngestConfig, routes: list[web.AbstractRoute]
+) -> None:
     if not config.cors_origins:
         return
     options = aiohttp_cors.ResourceOptions(  # type: ignore[no-untyped-call]
         allow_credentials=False,
         allow_headers=CORS_ALLOW_HEADERS,
         expose_headers=("Retry-After",),
-        allow_methods=("POST",),
+        allow_methods=("POST", "GET"),
         max_age=CORS_MAX_AGE_S,
     )
     cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(config.cors_origins, options))
-    cors.add(route)
+    for route in routes:
+        cors.add(route)
 
     async def vary_on_origin(request: web.Request, response: web.StreamResponse) -> None:
         # The allowed origin is echoed back, so caches must key on Origin.

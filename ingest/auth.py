@@ -29,6 +29,10 @@ class KeyRing:
         presented = _presented_key(headers)
         if presented is None:
             raise UnauthorizedError("missing ingest key: send X-API-Key or Authorization: Bearer")
+        return self.org_for_key(presented)
+
+    def org_for_key(self, presented: str) -> str:
+        """Return the org of ``presented`` (e.g. a key a player was given in a URL)."""
         digest = hashlib.sha256(presented.encode()).digest()
         found: str | None = None
         for candidate, org in self._digests:

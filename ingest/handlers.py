@@ -19,7 +19,13 @@ from ingest.errors import RequestError, UnauthorizedError
 from ingest.limits import InFlightLimit, OrgRateLimit
 from ingest.metrics import IngestMetrics
 from ingest.publisher import EventPublisher, Message
-from ingest.validation import MAX_ID_CHARS, TimeWindow, rejected_json, validate_event
+from ingest.validation import (
+    MAX_ID_CHARS,
+    FieldError,
+    TimeWindow,
+    rejected_json,
+    validate_event,
+)
 from schemas import SingleObjectCodec
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -89,21 +95,48 @@ async def post_events(request: web.Request) -> web.Response:
     body = await read_body(request, config.max_body_bytes)
     body = decompress(request, body, config.max_decompressed_bytes)
     events = parse_events(body, config.max_events_per_batch)
+    outcome = await accept_within_limits(state, org, events)
+    status = 202 if not outcome.rejected else 207 if outcome.accepted else 400
+    return web.json_response(
+        {"accepted": outcome.accepted, "rejected": outcome.rejected, "errors": outcome.errors},
+        status=status,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Unusable:
+    """An item that failed before validation (e.g. a CMCD record that does not parse):
+    it goes to the dead letters with its errors, as sent."""
+
+    sent: str
+    errors: list[FieldError]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    accepted: int
+    rejected: int
+    errors: list[dict[str, Any]]
+
+
+async def accept_within_limits(state: IngestState, org: str | None, items: list[Any]) -> Outcome:
+    """Validate and publish ``items`` under the org's rate limit and the in-flight bound
+    (429 past either), answering only after Kafka acknowledged them."""
     try:
-        state.rate_limit.take(org or "", len(events))
-        state.in_flight.acquire(len(events))
+        state.rate_limit.take(org or "", len(items))
+        state.in_flight.acquire(len(items))
     except RequestError as exc:
-        state.metrics.events_rejected.labels(exc.code).inc(len(events))
+        state.metrics.events_rejected.labels(exc.code).inc(len(items))
         raise
-    state.metrics.in_flight_events.inc(len(events))
+    state.metrics.in_flight_events.inc(len(items))
     try:
-        return await _accept(state, org, events)
+        return await _accept(state, org, items)
     finally:
-        state.in_flight.release(len(events))
-        state.metrics.in_flight_events.dec(len(events))
+        state.in_flight.release(len(items))
+        state.metrics.in_flight_events.dec(len(items))
 
 
-async def _accept(state: IngestState, org: str | None, events: list[Any]) -> web.Response:
+async def _accept(state: IngestState, org: str | None, events: list[Any]) -> Outcome:
     config = state.config
     now_ms = int(state.wall_clock() * 1000)
     accepted: list[Message] = []
@@ -112,7 +145,11 @@ async def _accept(state: IngestState, org: str | None, events: list[Any]) -> web
     reasons: Counter[str] = Counter()
     errors: list[dict[str, Any]] = []
     for index, raw in enumerate(events):
-        result = validate_event(raw, now_ms=now_ms, org_id=org, window=state.window)
+        result: dict[str, Any] | list[FieldError]
+        if isinstance(raw, Unusable):
+            result, raw = raw.errors, raw.sent
+        else:
+            result = validate_event(raw, now_ms=now_ms, org_id=org, window=state.window)
         if isinstance(result, dict):
             accepted.append(
                 (config.raw_topic, result["view_id"].encode(), state.event_codec.encode(result))
@@ -145,10 +182,7 @@ async def _accept(state: IngestState, org: str | None, events: list[Any]) -> web
     for reason, n in reasons.items():
         state.metrics.events_rejected.labels(reason).inc(n)
 
-    status = 202 if not rejected else 207 if accepted else 400
-    return web.json_response(
-        {"accepted": len(accepted), "rejected": len(rejected), "errors": errors}, status=status
-    )
+    return Outcome(len(accepted), len(rejected), errors)
 
 
 def _dead_letter_key(raw: Any) -> bytes | None:

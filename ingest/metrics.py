@@ -18,6 +18,7 @@ class IngestMetrics(NamedTuple):
     in_flight_events: Gauge
     in_flight_requests: Gauge
     kafka_ready: Gauge
+    cmcd_records: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> IngestMetrics:
@@ -71,5 +72,13 @@ class IngestMetrics(NamedTuple):
                 "the lowest of them).",
                 registry=registry,
                 multiprocess_mode="livemin",
+            ),
+            cmcd_records=Counter(
+                "openqoe_ingest_cmcd_records",
+                "CMCD records received on /v1/cmcd: used (mapped to events, which are then "
+                "accepted or rejected as any other) or ignored (events and states with no "
+                "QoE meaning here, e.g. rr, m, ab).",
+                ["outcome"],
+                registry=registry,
             ),
         )
