@@ -344,8 +344,8 @@ def dashboard_queries() -> list[Query | LabelValues]:
         for variable in dashboard["templating"]["list"]:
             if variable["type"] != "query":
                 continue
-            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
-            assert match, variable["definition"]
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+            assert match, variable["query"]
             selector = substitute(match.group(1), dashboard, BUILTINS)
             queries.append(LabelValues(f"{name} / ${variable['name']}", selector, match.group(2)))
     return queries
