@@ -16,6 +16,8 @@ if [[ ! $node_dir/node_modules/.package-lock.json -nt $node_dir/package-lock.jso
   fi
   npm ci --prefix "$node_dir" --no-audit --no-fund
 fi
+# Cortex for tests/integration/test_cortex.py (a no-op once built; the first build takes minutes).
+bash deploy/cortex/build.sh >/dev/null
 bash deploy/kafka-local.sh start
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
 .venv/bin/ruff check .
