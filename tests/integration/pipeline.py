@@ -43,6 +43,60 @@ def wait_for(
     pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
 
 
+class Collector:
+    """One ``python -m ingest`` process."""
+
+    def __init__(
+        self, topics: TopicsConfig, log_path: Path, keys: dict[str, str], **env: str
+    ) -> None:
+        """``keys``: org -> ingest key (INGEST_API_KEYS); ``env``: more INGEST_* settings."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ingest"],
+            env={
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
+                "INGEST_HOST": "127.0.0.1",
+                "INGEST_PORT": str(self.port),
+                "INGEST_API_KEYS": ",".join(f"{org}:{key}" for org, key in keys.items()),
+                "INGEST_RAW_TOPIC": topics.raw_topic,
+                "INGEST_REJECTED_TOPIC": topics.rejected_topic,
+                "LOG_LEVEL": "WARNING",
+                **env,
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def answers(self) -> bool:
+        if self.process.poll() is not None:
+            pytest.fail(f"collector exited with {self.process.returncode}:\n{self.tail()}")
+        try:
+            return requests.get(f"{self.url}/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    def ready(self) -> bool:
+        return self.answers() and requests.get(f"{self.url}/ready", timeout=5).status_code == 200
+
+    def tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.log.close()
+
+
 class PrometheusServer:
     """Debian's prometheus binary with the remote-write receiver, standing in for Mimir."""
 
