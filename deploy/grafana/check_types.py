@@ -1,6 +1,6 @@
 """Check the dashboards against Grafana's own TypeScript types (npm ``@grafana/schema``).
 
-    python -m deploy.grafana.check_types      # every file in deploy/grafana/dashboards
+    python -m deploy.grafana.validate         # runs this with the lint and LogQL checks
 
 For each dashboard a ``.ts`` file is generated that assigns the dashboard, written inline as
 an object literal (a ``.json`` import would not get excess-property checks, so unknown keys
@@ -22,13 +22,12 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deploy.grafana.validate import NODE_PREFIX, PANEL_PLUGINS, Json, iter_panels, load_dashboards
+from deploy.grafana.validate import NODE_PREFIX, PANEL_PLUGINS, Json, iter_panels
 
 TSC = NODE_PREFIX / "node_modules" / ".bin" / "tsc"
 # Plugins whose panelcfg also has a FieldConfig (the shape of fieldConfig.defaults.custom).
@@ -187,18 +186,3 @@ _TSCONFIG = {
     },
     "include": ["*.ts"],
 }
-
-
-def main() -> int:
-    failed = False
-    for name, errors in type_errors(load_dashboards()).items():
-        for error in errors:
-            sys.stderr.write(f"{name}: {error}\n")
-        failed = failed or bool(errors)
-        if not errors:
-            sys.stdout.write(f"{name}: matches Grafana's Dashboard type\n")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

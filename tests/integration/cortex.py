@@ -26,7 +26,15 @@ import pytest
 import requests
 import yaml
 
-from tests.integration.pipeline import REPO, free_port, wait_for
+from bench.common import stop_process
+from tests.integration.pipeline import (
+    REPO,
+    free_port,
+    instant_query,
+    serving,
+    single_value,
+    wait_for,
+)
 
 BUILD_SCRIPT = REPO / "deploy" / "cortex" / "build.sh"
 PREFIX = "/prometheus"
@@ -139,31 +147,16 @@ class CortexServer:
         return f"{self.url}/api/v1/push"
 
     def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"cortex exited with {self.process.returncode}:\n{self.tail()}")
-        try:
-            return requests.get(f"{self.url}/ready", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
+        return serving(self.process, "cortex", f"{self.url}/ready", self.tail)
 
-    def query(self, tenant: str, promql: str) -> list[dict[str, Any]]:
-        response = requests.get(
-            f"{self.url}{PREFIX}/api/v1/query",
-            params={"query": promql},
-            headers={"X-Scope-OrgID": tenant},
-            timeout=10,
-        )
-        response.raise_for_status()
-        result: list[dict[str, Any]] = response.json()["data"]["result"]
-        return result
+    def query(self, tenant: str, promql: str, **params: str) -> list[dict[str, Any]]:
+        """An instant query in ``tenant`` (``params``: e.g. ``time``)."""
+        url = f"{self.url}{PREFIX}/api/v1/query"
+        return instant_query(url, promql, {"X-Scope-OrgID": tenant}, **params)
 
     def value(self, tenant: str, promql: str) -> float | None:
         """The single value of an instant vector query in ``tenant``, or None when empty."""
-        result = self.query(tenant, promql)
-        if not result:
-            return None
-        assert len(result) == 1, result
-        return float(result[0]["value"][1])
+        return single_value(self.query(tenant, promql))
 
     def rule_groups(self, tenant: str, namespace: str) -> list[dict[str, Any]] | None:
         """The tenant's rule groups in ``namespace`` as the ruler API returns them."""
@@ -190,13 +183,7 @@ class CortexServer:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, 30)
         self.log.close()
 
 

@@ -241,13 +241,7 @@ def check_recording_rules(cortex: CortexServer, acme: str, globex: str) -> None:
 
 
 def instant_at(cortex: CortexServer, tenant: str, expr: str, at: float, org: str) -> float:
-    response = requests.get(
-        f"{cortex.url}/prometheus/api/v1/query",
-        params={"query": expr, "time": f"{at:.3f}"},
-        headers={"X-Scope-OrgID": tenant},
-        timeout=10,
-    )
-    response.raise_for_status()
-    series = [s for s in response.json()["data"]["result"] if s["metric"].get("org") == org]
+    result = cortex.query(tenant, expr, time=f"{at:.3f}")
+    series = [s for s in result if s["metric"].get("org") == org]
     assert len(series) == 1, series
     return float(series[0]["value"][1])
