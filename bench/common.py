@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +83,18 @@ def find_broker_pid(bootstrap: str) -> int | None:
         if pid in candidates:
             return pid
     return None
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
+    """SIGTERM (a clean shutdown), SIGKILL only after ``timeout_s``; the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+    return process.returncode
 
 
 def free_port() -> int:

@@ -95,6 +95,7 @@ from bench.common import (
     proc_cpu_s,
     processor_env,
     spy_stacks,
+    stop_process,
 )
 from bench.common import (
     fmt as _fmt,
@@ -575,17 +576,6 @@ class Prometheus:
 
     def stop(self) -> None:
         stop_process(self.process)
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 60) -> int:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-    return process.returncode
 
 
 class Worker:

@@ -39,6 +39,16 @@ check() {
   fi
 }
 
+# Go builds Cortex for the multi-tenant tests (deploy/cortex/build.sh); Debian's golang is
+# older than the 1.25 Cortex needs, so it is not installed from apt.
+if [[ $purpose == test ]]; then
+  go_minor=$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+  if [[ -z $go_minor ]] || ((go_minor < 25)); then
+    echo "[prereqs] Go 1.25+ is needed to build Cortex for the tests (found: $(go env GOVERSION 2>/dev/null || echo none)); install it from the Go project's release tarballs" >&2
+    exit 1
+  fi
+fi
+
 check
 if ((${#missing[@]} == 0)); then
   exit 0

@@ -7,10 +7,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prereqs.sh test
 bash scripts/bootstrap.sh
-# The LogQL parser the dashboard tests use (@grafana/lezer-logql, from the npm registry).
-if [[ ! -d deploy/grafana/node/node_modules ]]; then
-  npm ci --prefix deploy/grafana/node --no-audit --no-fund
+# What the dashboard tests use, from the npm registry: Grafana's LogQL parser
+# (@grafana/lezer-logql) and Grafana's dashboard types (@grafana/schema) with tsc.
+# Reinstalled when the lockfile is newer than the last install.
+node_dir=deploy/grafana/node
+if [[ ! $node_dir/node_modules/.package-lock.json -nt $node_dir/package-lock.json ]]; then
+  if [[ $(node -p 'process.versions.node.split(".")[0]') -lt 24 ]]; then
+    echo "note: @grafana/lezer-logql declares node >= 24; on Node $(node -v) npm warns EBADENGINE" \
+      "and installs it anyway (deploy/grafana/node/.npmrc: engine-strict=false); it runs on Node 20." >&2
+  fi
+  npm ci --prefix "$node_dir" --no-audit --no-fund
 fi
+# Cortex for tests/integration/test_cortex.py (a no-op once built; the first build takes minutes).
+bash deploy/cortex/build.sh >/dev/null
 rc=0
 bash deploy/kafka-local.sh status >/dev/null 2>&1 || rc=$?
 if ((rc == 3)); then # not running: this script starts it, so it also stops it

@@ -4,7 +4,8 @@
     python -m deploy.grafana.build_dashboards --check   # exit 1 if a file differs
 
 The JSON files are committed; ``tests/unit/test_dashboards.py`` checks they equal this
-generator's output, validates them against ``dashboard.schema.json`` and lints them, and
+generator's output, checks them against Grafana's own types (``check_types.py``) and
+lints them (``validate.py``), and
 ``tests/integration/test_dashboard_queries.py`` runs every PromQL query against a real
 Prometheus fed by the real pipeline.
 
@@ -179,7 +180,12 @@ def timeseries(
             overrides=overrides,
         ),
         options={
-            "legend": {"showLegend": True, "displayMode": "list", "placement": "bottom"},
+            "legend": {
+                "showLegend": True,
+                "displayMode": "list",
+                "placement": "bottom",
+                "calcs": [],
+            },
             "tooltip": {"mode": "multi", "sort": "desc"},
         },
     )
@@ -272,6 +278,7 @@ def piechart(title: str, description: str, targets: list[Json], unit: str = "sho
                 "displayMode": "table",
                 "placement": "right",
                 "values": ["value", "percent"],
+                "calcs": [],
             },
             "tooltip": {"mode": "single", "sort": "none"},
         },
@@ -312,7 +319,8 @@ def table(title: str, description: str, targets: list[Json], unit: str) -> Json:
         description,
         targets,
         fieldConfig=field_config(unit),
-        options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
+        # No "footer": Grafana 12's table panel dropped it (not in its Options type).
+        options={"showHeader": True, "cellHeight": "sm"},
     )
 
 
@@ -360,7 +368,6 @@ def datasource_variable(name: str, plugin: str, label: str) -> Json:
         "refresh": 1,
         "multi": False,
         "includeAll": False,
-        "current": {},
         "options": [],
     }
 
@@ -370,16 +377,15 @@ def query_variable(
 ) -> Json:
     """A multi-value variable over the values of ``label_name`` (default: ``name``)."""
     series = f"{metric}{{{selector}}}" if selector else metric
-    definition = f"label_values({series}, {label_name or name})"
+    # No "definition" (the editor's display copy of the query): Grafana's Dashboard type has none.
     return {
         "type": "query",
         "name": name,
         "label": label,
         "datasource": PROMETHEUS,
-        "definition": definition,
         "query": {
             "qryType": 1,
-            "query": definition,
+            "query": f"label_values({series}, {label_name or name})",
             "refId": "PrometheusVariableQueryEditor-VariableQuery",
         },
         "regex": "",

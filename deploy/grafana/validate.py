@@ -1,9 +1,12 @@
-"""Check the dashboards without Grafana: JSON Schema, lint rules and LogQL syntax.
+"""Check the dashboards without Grafana: Grafana's types, lint rules and LogQL syntax.
 
     python -m deploy.grafana.validate     # every file in deploy/grafana/dashboards
 
-- ``dashboard.schema.json`` (our encoding of Grafana's dashboard model) must validate;
-- lint: unique panel ids, panels inside the 24-column grid and not overlapping, unique
+- Grafana's own TypeScript types (npm ``@grafana/schema``) must accept them: see
+  ``check_types.py`` (tsc --strict on each dashboard as an inline ``Dashboard`` literal);
+- lint (what those types leave open and a working OpenQoE dashboard needs): only the panel
+  plugins and variable types we support, base units, every query with a refId, a datasource
+  and an expression, unique panel ids, panels inside the 24-column grid and not overlapping, unique
   refIds, every ``$variable`` defined, datasources only as ``${DS_PROMETHEUS}`` /
   ``${DS_LOKI}`` (no raw uids), range windows only ``$__rate_interval`` (graphs) or
   ``$__range`` (instant totals), ``rate``/``increase`` never on a recording rule, and every
@@ -27,14 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator
 
 Json = dict[str, Any]
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DASHBOARD_DIR = HERE / "dashboards"
-SCHEMA_PATH = HERE / "dashboard.schema.json"
 RECORDING_RULES = REPO / "deploy" / "prometheus" / "rules" / "openqoe-recording.yml"
 LOGQL_CHECKER = HERE / "check_logql.mjs"
 NODE_PREFIX = HERE / "node"
@@ -44,6 +45,23 @@ BUILTIN_VARIABLES = frozenset(
     {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__all"}
 )
 DATASOURCE_UIDS = {"prometheus": "${DS_PROMETHEUS}", "loki": "${DS_LOKI}"}
+# Core panel plugins we use -> the name @grafana/schema exports their panelcfg types under.
+# Anything else (e.g. the Angular "graph", removed in Grafana 12) is refused by lint.
+PANEL_PLUGINS = {
+    "bargauge": "BarGauge",
+    "gauge": "Gauge",
+    "heatmap": "Heatmap",
+    "logs": "Logs",
+    "piechart": "PieChart",
+    "stat": "Stat",
+    "table": "Table",
+    "timeseries": "TimeSeries",
+}
+# Grafana unit ids for what our series measure, in base units: seconds, 0-1 ratios, bits
+# per second, counts and rates, money.
+UNITS = frozenset({"s", "percentunit", "bps", "short", "none", "cps", "reqps", "currencyUSD"})
+# The variable types substitute() knows how to fill in.
+VARIABLE_TYPES = frozenset({"datasource", "query", "textbox"})
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)\]\]|\$(\w+)")
 _WINDOW = re.compile(r"\[([^\]\[]*)\]")
@@ -53,15 +71,6 @@ _METRIC_NAME = re.compile(r"\b([a-z_]+:[\w:]+)")
 
 def load_dashboards(directory: Path = DASHBOARD_DIR) -> dict[str, Json]:
     return {path.name: json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))}
-
-
-def schema_errors(dashboard: Json) -> list[str]:
-    schema = json.loads(SCHEMA_PATH.read_text())
-    validator = Draft202012Validator(schema)
-    return [
-        f"{error.json_path}: {error.message[:300]}"
-        for error in sorted(validator.iter_errors(dashboard), key=lambda e: e.json_path)
-    ]
 
 
 def iter_panels(dashboard: Json) -> Iterator[Json]:
@@ -131,6 +140,33 @@ def lint(dashboard: Json, rules: set[str] | None = None) -> list[str]:
     problems: list[str] = []
     panels = list(iter_panels(dashboard))
 
+    for panel in panels:
+        title = panel.get("title")
+        if panel["type"] != "row" and panel["type"] not in PANEL_PLUGINS:
+            problems.append(f"panel {title!r}: unsupported panel type {panel['type']!r}")
+        if panel["type"] in ("row", "logs", "heatmap"):
+            continue
+        unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+        if unit not in UNITS:
+            problems.append(f"panel {title!r}: unit {unit!r} is not one of {sorted(UNITS)}")
+    for panel in panels:
+        if panel["type"] != "row" and not panel.get("targets"):
+            problems.append(f"panel {panel.get('title')!r}: no queries")
+        for target in panel.get("targets", []):
+            where = f"panel {panel.get('title')!r} {target.get('refId')}"
+            if not isinstance(target.get("datasource"), Mapping):
+                problems.append(f"{where}: query without a datasource")
+            if not target.get("expr"):
+                problems.append(f"{where}: query without an expression")
+    for variable in dashboard["templating"]["list"]:
+        if variable.get("type") not in VARIABLE_TYPES:
+            problems.append(
+                f"variable {variable.get('name')!r}: type {variable.get('type')!r} is not one "
+                f"of {sorted(VARIABLE_TYPES)}"
+            )
+    if problems:
+        return problems  # the rules below assume well-formed panels, queries and variables
+
     ids = [p["id"] for p in panels]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
@@ -172,14 +208,11 @@ def lint(dashboard: Json, rules: set[str] | None = None) -> list[str]:
             name = next(group for group in match.groups() if group)
             if name not in defined:
                 problems.append(f"undefined variable ${name} in {text[:80]!r}")
-    for name, variable in variables(dashboard).items():
-        if variable["type"] == "query" and variable["query"]["query"] != variable["definition"]:
-            problems.append(f"variable {name}: query and definition differ")
 
     # Windows and recording rules.
     for panel, target in iter_targets(dashboard):
         expr: str = target["expr"]
-        where = f"panel {panel['title']!r} {target['refId']}"
+        where = f"panel {panel['title']!r} {target.get('refId')}"
         loki = target["datasource"]["type"] == "loki"
         instant = target.get("queryType") == "instant" if loki else target["instant"]
         allowed = {"$__range"} if instant else ({"$__interval"} if loki else {"$__rate_interval"})
@@ -258,7 +291,7 @@ def logql_problems(dashboard: Json) -> list[str]:
     queries = [substitute(t["expr"], dashboard) for _, t in targets]
     problems = []
     for (panel, target), result in zip(targets, check_logql(queries), strict=True):
-        where = f"panel {panel['title']!r} {target['refId']}"
+        where = f"panel {panel['title']!r} {target.get('refId')}"
         for error in result["errors"]:
             problems.append(
                 f"{where}: LogQL syntax error at {error['from']} near {error['near']!r}"
@@ -278,10 +311,14 @@ def logql_problems(dashboard: Json) -> list[str]:
 
 
 def main() -> int:
+    from deploy.grafana.check_types import type_errors  # it imports this module
+
     rules = recording_rules()
+    dashboards = load_dashboards()
+    types = type_errors(dashboards)
     failed = False
-    for name, dashboard in load_dashboards().items():
-        problems = schema_errors(dashboard) + lint(dashboard, rules) + logql_problems(dashboard)
+    for name, dashboard in dashboards.items():
+        problems = types[name] + lint(dashboard, rules) + logql_problems(dashboard)
         for problem in problems:
             sys.stderr.write(f"{name}: {problem}\n")
         failed = failed or bool(problems)

@@ -7,6 +7,8 @@ The ruler API takes ONE rule group per request (``POST <prefix>/config/v1/rules/
 with the group as YAML); posting a whole multi-group file is what broke the original
 OpenQoE loader. Groups are replaced by name, so running it again is safe. Grafana Cloud:
 pass the Prometheus instance id and an access-policy token with --username/--password.
+Cortex (the project Mimir was forked from) serves the same API at ``/api/v1/rules``:
+``--rules-path /api/v1/rules`` (tests/integration/test_cortex.py loads into a real one).
 """
 
 from __future__ import annotations
@@ -42,8 +44,14 @@ def load(
     auth: tuple[str, str] | None = None,
     prefix: str = "/prometheus",
     timeout_s: float = 30.0,
+    rules_path: str | None = None,
 ) -> None:
-    endpoint = f"{url.rstrip('/')}{prefix}/config/v1/rules/{namespace}"
+    """POST every group to ``<url><rules_path>/<namespace>``.
+
+    ``rules_path`` defaults to Mimir's ``<prefix>/config/v1/rules``.
+    """
+    path = rules_path or f"{prefix}/config/v1/rules"
+    endpoint = f"{url.rstrip('/')}{path}/{namespace}"
     headers = {"Content-Type": "application/yaml"}
     if tenant:
         headers["X-Scope-OrgID"] = tenant
@@ -71,13 +79,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--namespace", default="openqoe")
     parser.add_argument("--prefix", default="/prometheus", help="Mimir's Prometheus HTTP prefix")
+    parser.add_argument(
+        "--rules-path",
+        help="ruler config API path, if not <prefix>/config/v1/rules (Cortex: /api/v1/rules)",
+    )
     parser.add_argument("--username", default=os.environ.get("MIMIR_USERNAME"))
     parser.add_argument("--password", default=os.environ.get("MIMIR_PASSWORD"))
     args = parser.parse_args(argv)
     groups = rule_groups(args.files)
     auth = (args.username, args.password) if args.username and args.password else None
     for tenant in args.tenant or [None]:
-        load(args.url, tenant, args.namespace, groups, auth, args.prefix)
+        load(
+            args.url, tenant, args.namespace, groups, auth, args.prefix, rules_path=args.rules_path
+        )
     sys.exit(0)
 
 

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from bench.common import processor_env as base_processor_env
+from bench.common import stop_process
 from ingest.topics import TopicsConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,6 +42,79 @@ def wait_for(
             return last
         time.sleep(every_s)
     pytest.fail(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+def serving(process: subprocess.Popen[bytes], what: str, url: str, tail: Callable[[], str]) -> bool:
+    """Whether ``url`` answers 200; fails the test at once if the process has exited."""
+    if process.poll() is not None:
+        pytest.fail(f"{what} exited with {process.returncode}:\n{tail()}")
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def instant_query(
+    url: str, promql: str, headers: dict[str, str] | None = None, **params: str
+) -> list[dict[str, Any]]:
+    """The result of a Prometheus-API instant query at ``url`` (``.../api/v1/query``)."""
+    response = requests.get(
+        url, params={"query": promql, **params}, headers=headers or {}, timeout=10
+    )
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()["data"]["result"]
+    return result
+
+
+def single_value(result: list[dict[str, Any]]) -> float | None:
+    """The one value of an instant vector, or None when it is empty."""
+    if not result:
+        return None
+    assert len(result) == 1, result
+    return float(result[0]["value"][1])
+
+
+class Collector:
+    """One ``python -m ingest`` process."""
+
+    def __init__(
+        self, topics: TopicsConfig, log_path: Path, keys: dict[str, str], **env: str
+    ) -> None:
+        """``keys``: org -> ingest key (INGEST_API_KEYS); ``env``: more INGEST_* settings."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "ingest"],
+            env={
+                **os.environ,
+                "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
+                "INGEST_HOST": "127.0.0.1",
+                "INGEST_PORT": str(self.port),
+                "INGEST_API_KEYS": ",".join(f"{org}:{key}" for org, key in keys.items()),
+                "INGEST_RAW_TOPIC": topics.raw_topic,
+                "INGEST_REJECTED_TOPIC": topics.rejected_topic,
+                "LOG_LEVEL": "WARNING",
+                **env,
+            },
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def answers(self) -> bool:
+        return serving(self.process, "collector", f"{self.url}/health", self.tail)
+
+    def ready(self) -> bool:
+        return self.answers() and requests.get(f"{self.url}/ready", timeout=5).status_code == 200
+
+    def tail(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
+
+    def stop(self) -> None:
+        stop_process(self.process, 30)
+        self.log.close()
 
 
 class PrometheusServer:
@@ -91,18 +165,11 @@ class PrometheusServer:
             return False
 
     def query(self, promql: str) -> list[dict[str, Any]]:
-        response = requests.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10)
-        response.raise_for_status()
-        result: list[dict[str, Any]] = response.json()["data"]["result"]
-        return result
+        return instant_query(f"{self.url}/api/v1/query", promql)
 
     def value(self, promql: str) -> float | None:
         """The single value of an instant vector query, or None when it is empty."""
-        result = self.query(promql)
-        if not result:
-            return None
-        assert len(result) == 1, result
-        return float(result[0]["value"][1])
+        return single_value(self.query(promql))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -131,12 +198,7 @@ class ProcessorWorker:
         return f"http://127.0.0.1:{self.port}"
 
     def healthy(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"processor exited with {self.process.returncode}:\n{self.tail()}")
-        try:
-            return requests.get(f"{self.url}/health", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
+        return serving(self.process, "processor", f"{self.url}/health", self.tail)
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of a metric of the worker's own /metrics matching ``labels``."""
@@ -162,15 +224,9 @@ class ProcessorWorker:
         self.log.close()
 
     def stop(self, timeout_s: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        returncode = stop_process(self.process, timeout_s)
         self.log.close()
-        return self.process.returncode
+        return returncode
 
 
 def processor_env(

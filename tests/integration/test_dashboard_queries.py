@@ -20,9 +20,6 @@ import math
 import os
 import random
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -45,10 +42,9 @@ from ingest.topics import TopicsConfig
 from tests.events import event
 from tests.fakes.loki import FakeLoki
 from tests.integration.pipeline import (
-    REPO,
+    Collector,
     ProcessorWorker,
     PrometheusServer,
-    free_port,
     processor_env,
     wait_for,
 )
@@ -62,57 +58,6 @@ LIVE_PER_ORG = 4
 COUNTRIES = ("US", "DE", "FR", "BR", "JP")
 # Grafana's built-in variables, as for a one-hour range with a 1 m interval.
 BUILTINS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1h"}
-
-
-class Collector:
-    """One ``python -m ingest`` process."""
-
-    def __init__(self, topics: TopicsConfig, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingest"],
-            env={
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": topics.kafka_bootstrap_servers,
-                "INGEST_HOST": "127.0.0.1",
-                "INGEST_PORT": str(self.port),
-                "INGEST_API_KEYS": ",".join(f"{org}:{key}" for org, key in KEYS.items()),
-                "INGEST_RAW_TOPIC": topics.raw_topic,
-                "INGEST_REJECTED_TOPIC": topics.rejected_topic,
-                "LOG_LEVEL": "WARNING",
-                **env,
-            },
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO,
-        )
-
-    def answers(self) -> bool:
-        if self.process.poll() is not None:
-            pytest.fail(f"collector exited with {self.process.returncode}:\n{self.tail()}")
-        try:
-            return requests.get(f"{self.url}/health", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    def ready(self) -> bool:
-        return self.answers() and requests.get(f"{self.url}/ready", timeout=5).status_code == 200
-
-    def tail(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-40:])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.log.close()
 
 
 def prometheus_config(collectors: list[Collector], worker: ProcessorWorker | None) -> str:
@@ -344,8 +289,8 @@ def dashboard_queries() -> list[Query | LabelValues]:
         for variable in dashboard["templating"]["list"]:
             if variable["type"] != "query":
                 continue
-            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["definition"])
-            assert match, variable["definition"]
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+            assert match, variable["query"]
             selector = substitute(match.group(1), dashboard, BUILTINS)
             queries.append(LabelValues(f"{name} / ${variable['name']}", selector, match.group(2)))
     return queries
@@ -402,11 +347,12 @@ async def test_every_dashboard_query_returns_data(
         ),
         tmp_path / "worker.log",
     )
-    collector = Collector(topics, tmp_path / "collector.log")
+    collector = Collector(topics, tmp_path / "collector.log", KEYS)
     # Points at a topic that does not exist: Kafka never acknowledges, so it answers 503.
     broken = Collector(
         topics,
         tmp_path / "broken.log",
+        KEYS,
         INGEST_RAW_TOPIC=f"test.missing.{uuid.uuid4().hex[:8]}",
         INGEST_PRODUCE_TIMEOUT_S="0.5",
     )

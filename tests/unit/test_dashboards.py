@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from deploy.grafana import build_dashboards
+from deploy.grafana.check_types import TypeCheckerMissing, generate, type_errors
 from deploy.grafana.validate import (
     DASHBOARD_DIR,
-    SCHEMA_PATH,
     LogQLCheckerMissing,
     check_logql,
     iter_panels,
@@ -26,7 +25,6 @@ from deploy.grafana.validate import (
     load_dashboards,
     logql_problems,
     recording_rules,
-    schema_errors,
     substitute,
     variables,
 )
@@ -52,15 +50,26 @@ def test_check_mode_reports_stale_files(tmp_path: Path) -> None:
     assert build_dashboards.main(["--out", str(tmp_path), "--check"]) == 1
 
 
-def test_schema_is_a_valid_json_schema_that_says_where_it_comes_from() -> None:
-    schema = json.loads(SCHEMA_PATH.read_text())
-    Draft202012Validator.check_schema(schema)
-    assert "Grafana's dashboard model documentation" in schema["description"]
+def checked_types(dashboards: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    try:
+        return type_errors(dashboards)
+    except TypeCheckerMissing as exc:
+        pytest.fail(str(exc))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_dashboard_validates_against_the_schema(name: str) -> None:
-    assert schema_errors(DASHBOARDS[name]) == []
+def test_every_dashboard_matches_grafanas_own_dashboard_type() -> None:
+    assert checked_types(DASHBOARDS) == {name: [] for name in NAMES}
+
+
+def test_the_generated_typescript_is_the_dashboard_inline_under_grafanas_types() -> None:
+    dashboard = DASHBOARDS["vod-monitoring.json"]
+    text = generate(dashboard).text
+    assert 'import type { Dashboard } from "@grafana/schema";' in text
+    assert "export const dashboard: GrafanaJson<Dashboard> = {" in text
+    assert "satisfies GrafanaJson<Partial<Stat.Options>>" in text
+    assert "satisfies GrafanaJson<Partial<TimeSeries.FieldConfig>>" in text
+    assert f'"uid": {json.dumps(dashboard["uid"])},' in text
+    assert not re.search(r'from "[^"]*\.json"', text), "a .json import skips excess-key checks"
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -98,8 +107,8 @@ def test_qoe_dashboards_filter_by_org_env_app_device_player(name: str) -> None:
         assert variable["multi"], label
         assert variable["includeAll"], label
         assert variable["allValue"] == ".*", label
-        assert variable["definition"].startswith("label_values(openqoe_"), label
-        assert variable["definition"].endswith(f", {label})"), label
+        assert variable["query"]["query"].startswith("label_values(openqoe_"), label
+        assert variable["query"]["query"].endswith(f", {label})"), label
     logs = [t["expr"] for p, t in iter_targets(dashboard) if p["type"] == "logs"]
     assert logs, "every QoE dashboard shows Loki lines"
     assert all(re.match(r'\{kind="(view|error)", org=~"\$org", env=~"\$env"\}', e) for e in logs)
@@ -163,27 +172,39 @@ def first_data_panel(dashboard: dict[str, Any]) -> dict[str, Any]:
     return next(p for p in dashboard["panels"] if p["type"] != "row")
 
 
-@pytest.mark.parametrize(
-    ("mutation", "where"),
-    [
-        (lambda d: d.pop("annotations"), "$"),
-        (lambda d: d.pop("schemaVersion"), "$"),
-        (lambda d: d.update(title=5), "$.title"),
-        (lambda d: first_data_panel(d)["gridPos"].update(w=25), "$.panels[1]"),
-        (lambda d: first_data_panel(d)["gridPos"].update(x="0"), "$.panels[1]"),
-        (lambda d: first_data_panel(d)["targets"][0].pop("refId"), "$.panels[1]"),
-        (lambda d: first_data_panel(d)["targets"][0].pop("datasource"), "$.panels[1]"),
-        (lambda d: first_data_panel(d).update(type="graph"), "$.panels[1]"),
-        (lambda d: first_data_panel(d).update(datasource={"uid": "P1809F7CD0C75ACF3"}), "$"),
-        (lambda d: first_data_panel(d)["fieldConfig"]["defaults"].update(unit="ms"), "$"),
-        (lambda d: first_data_panel(d).update(color="red"), "$.panels[1]"),
-        (lambda d: d["templating"]["list"].append({"type": "custom", "name": "x"}), "$"),
-    ],
-)
-def test_schema_rejects_broken_dashboards(mutation: Any, where: str) -> None:
-    errors = schema_errors(broken(mutation))
-    assert errors
-    assert any(e.startswith(where) for e in errors), errors
+TYPE_MUTATIONS: list[tuple[str, Any, str]] = [
+    ("misspelt dashboard key", lambda d: d.update(titel="x"), "$.titel: "),
+    ("misspelt panel key", lambda d: first_data_panel(d).update(colour="red"), ".colour: "),
+    ("misspelt gridPos key", lambda d: first_data_panel(d)["gridPos"].update(width=6), ".width"),
+    ("misspelt option", lambda d: first_data_panel(d)["options"].update(textMod="auto"), "textMod"),
+    ("wrong type: title", lambda d: d.update(title=5), "$.title: "),
+    ("wrong type: gridPos.x", lambda d: first_data_panel(d)["gridPos"].update(x="0"), ".x: "),
+    ("wrong type: refresh", lambda d: d.update(refresh=30), "$.refresh: "),
+    (
+        "wrong enum value",
+        lambda d: first_data_panel(d)["fieldConfig"]["defaults"]["thresholds"].update(mode="abs"),
+        ".thresholds.mode: ",
+    ),
+    (
+        "wrong option type",
+        lambda d: first_data_panel(d)["options"].update(colorMode=True),
+        ".options.colorMode: ",
+    ),
+    ("missing schemaVersion", lambda d: d.pop("schemaVersion"), "$: "),
+]
+
+
+def test_grafanas_types_reject_misspelt_keys_and_wrong_types() -> None:
+    """One tsc run over every mutation; each must fail where it was made, the original not."""
+    dashboards = {f"m{i}.json": broken(m) for i, (_, m, _) in enumerate(TYPE_MUTATIONS)}
+    dashboards["original.json"] = DASHBOARDS["vod-monitoring.json"]
+    errors = checked_types(dashboards)
+    assert errors.pop("original.json") == []
+    for i, (what, _, where) in enumerate(TYPE_MUTATIONS):
+        found = errors[f"m{i}.json"]
+        assert found, f"{what}: not caught"
+        assert any(where in e for e in found), f"{what}: {found}"
+        assert all("error TS" in e for e in found), found
 
 
 def set_expr(dashboard: dict[str, Any], expr: str) -> None:
@@ -206,6 +227,16 @@ def set_expr(dashboard: dict[str, Any], expr: str) -> None:
             "must be a DS_PROMETHEUS/DS_LOKI ref",
         ),
         (lambda d: d["links"][0].update(uid="abc"), "hard-coded uid"),
+        (lambda d: first_data_panel(d).update(type="graph"), "unsupported panel type 'graph'"),
+        (lambda d: first_data_panel(d)["fieldConfig"]["defaults"].update(unit="ms"), "unit 'ms'"),
+        (lambda d: first_data_panel(d)["targets"][0].pop("datasource"), "without a datasource"),
+        (lambda d: first_data_panel(d)["targets"][0].update(expr=""), "without an expression"),
+        (lambda d: first_data_panel(d)["targets"][0].pop("refId"), "missing or repeated refId"),
+        (lambda d: first_data_panel(d).update(targets=[]), "no queries"),
+        (
+            lambda d: d["templating"]["list"].append({"type": "custom", "name": "x"}),
+            "type 'custom' is not one of",
+        ),
     ],
 )
 def test_lint_catches_broken_dashboards(mutation: Any, message: str) -> None:
