@@ -22,11 +22,22 @@ DEFAULT_CACHE = REPO / ".local" / "media"
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 
 
+# Bump when the ffmpeg commands change: the cache key is this and the catalog's parameters.
+GENERATOR_VERSION = 1
+
+
 def _params_key() -> str:
-    # The parameters and this generator's code: a change in either regenerates.
-    text = repr((RENDITIONS, catalog.AUDIO_KBPS, catalog.DURATION_S, catalog.SEGMENT_S))
-    text += Path(__file__).read_text() + Path(catalog.__file__).read_text()
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    params = (
+        GENERATOR_VERSION,
+        RENDITIONS,
+        catalog.AUDIO_KBPS,
+        catalog.DASH_AUDIO_BANDWIDTH,
+        catalog.DURATION_S,
+        catalog.SEGMENT_S,
+        catalog.FPS,
+        catalog.MP4_RENDITION,
+    )
+    return hashlib.sha256(repr(params).encode()).hexdigest()[:16]
 
 
 def _ffmpeg(*args: str) -> None:
