@@ -1,0 +1,110 @@
+/**
+ * Shaka Player: stalls from its `buffering` event (Shaka pauses by setting
+ * playbackRate to 0, so the element never fires `waiting`), renditions from the active
+ * variant track on `adaptation` / `variantchanged`.
+ */
+import type { Client } from '../client.js';
+import { listenMedia, mediaProbe, withCleanup } from '../media.js';
+import { type ErrorFamily, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
+
+interface ShakaTrack {
+  active: boolean;
+  type?: string;
+  bandwidth: number;
+  videoBandwidth?: number | null;
+  width?: number | null;
+  height?: number | null;
+  frameRate?: number | null;
+}
+
+interface ShakaError {
+  severity?: number;
+  category?: number;
+  code?: number;
+  message?: string;
+  data?: unknown[];
+}
+
+/** The part of a shaka.Player the adapter uses. */
+export interface ShakaPlayerLike {
+  addEventListener(type: string, listener: (event: Event) => void): void;
+  removeEventListener(type: string, listener: (event: Event) => void): void;
+  getVariantTracks(): ShakaTrack[];
+  getAssetUri?(): string | null;
+  isBuffering?(): boolean;
+  constructor: { version?: string };
+}
+
+// shaka.util.Error.Category and Severity.
+const CATEGORY_FAMILY: Record<number, ErrorFamily> = {
+  1: 'network',
+  2: 'other',
+  3: 'media',
+  4: 'manifest',
+  5: 'media',
+  6: 'drm',
+  7: 'other',
+};
+const CRITICAL = 2;
+
+export function shakaErrorFamily(category: number | undefined): ErrorFamily {
+  return (category !== undefined && CATEGORY_FAMILY[category]) || 'other';
+}
+
+export function trackShaka(
+  client: Client,
+  player: ShakaPlayerLike,
+  video: HTMLVideoElement,
+  options: TrackOptions = {},
+): Tracker {
+  const tracker = new ViewTracker(
+    client,
+    { name: 'shaka-player', version: player.constructor.version },
+    mediaProbe(video, { sourceUrl: () => player.getAssetUri?.() ?? undefined }),
+    options,
+  );
+  let buffering = player.isBuffering?.() ?? false;
+  const rendition = (): void => {
+    const active = player.getVariantTracks().find((t) => t.active);
+    if (!active) return;
+    tracker.rendition({
+      bitrate: active.videoBandwidth || active.bandwidth,
+      width: active.width ?? undefined,
+      height: active.height ?? undefined,
+      framerate: active.frameRate ?? undefined,
+    });
+  };
+  const listeners: [string, (event: Event) => void][] = [
+    [
+      'buffering',
+      (event) => {
+        buffering = Boolean((event as Event & { buffering?: boolean }).buffering);
+        if (buffering) tracker.stallStart();
+        // Shaka resumes by restoring playbackRate: no `playing` event from the element.
+        else if (!video.paused) tracker.playing();
+      },
+    ],
+    ['adaptation', rendition],
+    ['variantchanged', rendition],
+    ['loaded', () => tracker.ready()],
+    [
+      'error',
+      (event) => {
+        const detail = (event as Event & { detail?: ShakaError }).detail ?? {};
+        tracker.error({
+          fatal: detail.severity === CRITICAL,
+          family: shakaErrorFamily(detail.category),
+          code: detail.code,
+          message: detail.message,
+          context: { category: detail.category, severity: detail.severity },
+        });
+      },
+    ],
+  ];
+  for (const [name, fn] of listeners) player.addEventListener(name, fn);
+  // While Shaka buffers, the element may still fire `playing` at playbackRate 0.
+  const off = listenMedia(video, tracker, { stalls: false, errors: false, playingGate: () => !buffering });
+  return withCleanup(tracker, off, () => {
+    for (const [name, fn] of listeners) player.removeEventListener(name, fn);
+  });
+}

@@ -1,0 +1,105 @@
+/**
+ * Video.js (with its VHS engine for HLS and DASH): media events from the tech's
+ * `<video>`, errors from the player (VHS reports them there), renditions from
+ * `vhs.playlists.media()` on `mediachange`: the playlist now in use, its declared
+ * BANDWIDTH. Video.js's quality-level list says which levels are *enabled*, not which
+ * one plays, so it is not used.
+ */
+import type { Client } from '../client.js';
+import { listenMedia, mediaProbe, withCleanup } from '../media.js';
+import { type ErrorFamily, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
+
+interface VhsPlaylist {
+  attributes?: { BANDWIDTH?: number; RESOLUTION?: { width: number; height: number }; 'FRAME-RATE'?: number };
+}
+
+interface Vhs {
+  playlists?: {
+    media(): VhsPlaylist | undefined;
+    on(type: string, fn: () => void): void;
+    off?(type: string, fn: () => void): void;
+  };
+}
+
+interface VjsTech {
+  el(): Element;
+  vhs?: Vhs;
+}
+
+/** The part of a Video.js player the adapter uses. */
+export interface VideoJsPlayerLike {
+  on(type: string, fn: () => void): void;
+  off(type: string, fn: () => void): void;
+  tech(safety?: unknown): VjsTech | undefined;
+  error(): { code: number; message?: string; metadata?: unknown } | null;
+  currentSrc?(): string;
+}
+
+const CODE_FAMILY: Record<number, ErrorFamily> = { 1: 'other', 2: 'network', 3: 'decode', 4: 'media', 5: 'drm' };
+
+export function videoJsErrorFamily(code: number, message = ''): ErrorFamily {
+  if (/playlist|manifest/i.test(message)) return 'manifest';
+  return CODE_FAMILY[code] ?? 'other';
+}
+
+function techOf(player: VideoJsPlayerLike): VjsTech | undefined {
+  // Video.js asks plugins to acknowledge that the tech is internal API.
+  return player.tech({ IWillNotUseThisInPlugins: true });
+}
+
+export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options: TrackOptions = {}): Tracker {
+  const tech = techOf(player);
+  const video = tech?.el();
+  if (!(video instanceof HTMLVideoElement)) {
+    throw new Error('OpenQoE: trackVideoJs needs a Video.js player with the html5 tech');
+  }
+  const version = (globalThis as { videojs?: { VERSION?: string } }).videojs?.VERSION;
+  const tracker = new ViewTracker(
+    client,
+    { name: 'video.js', version },
+    mediaProbe(video, { sourceUrl: () => player.currentSrc?.() || video.currentSrc || undefined }),
+    options,
+  );
+
+  let hooked: Vhs | undefined;
+  const onMediaChange = (): void => {
+    const attributes = hooked?.playlists?.media()?.attributes;
+    if (!attributes) return;
+    tracker.rendition({
+      bitrate: attributes.BANDWIDTH,
+      width: attributes.RESOLUTION?.width,
+      height: attributes.RESOLUTION?.height,
+      framerate: attributes['FRAME-RATE'],
+    });
+  };
+  const hookVhs = (): void => {
+    const vhs = techOf(player)?.vhs;
+    if (!vhs?.playlists || vhs === hooked) return;
+    hooked?.playlists?.off?.('mediachange', onMediaChange);
+    hooked = vhs;
+    vhs.playlists.on('mediachange', onMediaChange);
+    onMediaChange();
+  };
+  const onError = (): void => {
+    const error = player.error();
+    if (!error) return;
+    tracker.error({
+      fatal: true,
+      family: videoJsErrorFamily(error.code, error.message),
+      code: error.code,
+      message: error.message,
+    });
+  };
+  const playerEvents: [string, () => void][] = [
+    ['loadstart', hookVhs],
+    ['loadedmetadata', hookVhs],
+    ['error', onError],
+  ];
+  for (const [name, fn] of playerEvents) player.on(name, fn);
+  hookVhs();
+  const off = listenMedia(video, tracker, { errors: false, sourceChanges: false });
+  return withCleanup(tracker, off, () => {
+    for (const [name, fn] of playerEvents) player.off(name, fn);
+    hooked?.playlists?.off?.('mediachange', onMediaChange);
+  });
+}
