@@ -53,6 +53,7 @@ export class Client {
   private readonly unloadHooks = new Set<UnloadHook>();
   private readonly removePageListeners: () => void;
   private wake: (() => void) | undefined;
+  private sendAll = false;
 
   constructor(options: ClientOptions, runtime: Runtime = browserRuntime()) {
     this.config = resolveConfig(options);
@@ -110,26 +111,37 @@ export class Client {
       this.queue.splice(0, over);
       this.stats.dropped += over;
     }
-    if (this.queue.length >= this.config.batchSize || this.config.flushIntervalMs === 0) {
-      void this.flush();
-    } else if (this.timer === undefined) {
-      this.timer = this.runtime.setTimeout(() => {
-        this.timer = undefined;
-        void this.flush();
-      }, this.config.flushIntervalMs);
-    }
+    if (this.config.flushIntervalMs === 0) void this.flush();
+    else if (this.queue.length >= this.config.batchSize) void this.startDrain();
+    else if (this.draining === undefined) this.armTimer();
   }
 
   /** Sends everything queued; resolves when it is acknowledged or given up on. */
   flush(): Promise<void> {
+    this.sendAll = true;
+    return this.startDrain();
+  }
+
+  private startDrain(): Promise<void> {
     if (this.timer !== undefined) {
       this.runtime.clearTimeout(this.timer);
       this.timer = undefined;
     }
     this.draining ??= this.drain().finally(() => {
       this.draining = undefined;
+      this.sendAll = false;
+      // A partial batch left behind by a size-triggered send waits for the interval.
+      if (this.queue.length > 0) this.armTimer();
     });
     return this.draining;
+  }
+
+  private armTimer(): void {
+    if (this.timer !== undefined) return;
+    this.timer = this.runtime.setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.config.flushIntervalMs);
   }
 
   /** Trackers register here to queue their end event before the page-exit flush. */
@@ -146,7 +158,7 @@ export class Client {
 
   private async drain(): Promise<void> {
     await this.viewerReady;
-    while (this.queue.length > 0) {
+    while (this.queue.length >= (this.sendAll ? 1 : this.config.batchSize)) {
       const events = this.queue.splice(0, this.config.batchSize);
       await this.send(events);
     }
