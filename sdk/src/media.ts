@@ -12,6 +12,78 @@ export interface MediaListenOptions {
   sourceChanges?: boolean;
   /** `playing` counts only while this says so (Shaka: not while it is buffering). */
   playingGate?: () => boolean;
+  /** Watch every presented frame (the tracker's frozen-frame check). */
+  watchFrames?: boolean;
+}
+
+export interface MediaListener {
+  /** Playback runs: the first frame is taken from the next presented frame. */
+  playing(): void;
+  off(): void;
+}
+
+interface FrameMetadata {
+  expectedDisplayTime?: number;
+}
+
+type FrameVideo = HTMLVideoElement & {
+  requestVideoFrameCallback?(cb: (now: number, meta: FrameMetadata) => void): number;
+};
+
+/** A first frame not seen by requestVideoFrameCallback by then (hidden tab) is taken from `playing`. */
+export const FIRST_FRAME_FALLBACK_MS = 1000;
+
+/**
+ * Presented video frames, from requestVideoFrameCallback where the browser has it: the
+ * picture the viewer sees, which is what startup and frozen-frame stalls are about.
+ * Times are performance.now() milliseconds, the tracker's monotonic clock.
+ */
+export class FrameClock {
+  lastAt: number | undefined;
+  private readonly waiters: ((at: number) => void)[] = [];
+  private running = false;
+  private continuous = false;
+
+  constructor(private readonly video: FrameVideo) {}
+
+  get supported(): boolean {
+    return typeof this.video.requestVideoFrameCallback === 'function';
+  }
+
+  /** Calls `fn` with the display time of the next presented frame. */
+  next(fn: (at: number) => void): void {
+    this.waiters.push(fn);
+    this.request();
+  }
+
+  /** Keeps `lastAt` current for as long as the element lives. */
+  watch(): void {
+    this.continuous = true;
+    this.request();
+  }
+
+  private request(): void {
+    if (this.running || !this.supported) return;
+    this.running = true;
+    this.video.requestVideoFrameCallback?.((now, meta) => {
+      this.running = false;
+      const at = typeof meta.expectedDisplayTime === 'number' ? meta.expectedDisplayTime : now;
+      this.lastAt = at;
+      for (const fn of this.waiters.splice(0)) fn(at);
+      if (this.continuous || this.waiters.length > 0) this.request();
+    });
+  }
+}
+
+const clocks = new WeakMap<HTMLVideoElement, FrameClock>();
+
+export function frameClockOf(video: HTMLVideoElement): FrameClock {
+  let clock = clocks.get(video);
+  if (!clock) {
+    clock = new FrameClock(video);
+    clocks.set(video, clock);
+  }
+  return clock;
 }
 
 const MEDIA_ERROR_FAMILY: Record<number, ErrorFamily> = { 1: 'other', 2: 'network', 3: 'decode', 4: 'media' };
@@ -30,7 +102,9 @@ function quality(video: HTMLVideoElement): VideoPlaybackQuality | undefined {
 }
 
 export function mediaProbe(video: HTMLVideoElement, overrides: Partial<PlayerProbe> = {}): PlayerProbe {
+  const frames = frameClockOf(video);
   return {
+    lastFrameAt: () => frames.lastAt,
     positionMs: () => (Number.isFinite(video.currentTime) ? Math.round(video.currentTime * 1000) : undefined),
     durationMs: () =>
       video.duration === Infinity ? Infinity : Number.isFinite(video.duration) ? Math.round(video.duration * 1000) : undefined,
@@ -44,15 +118,40 @@ export function mediaProbe(video: HTMLVideoElement, overrides: Partial<PlayerPro
   };
 }
 
-/** Wires the element's events to the tracker; returns the function that unwires them. */
-export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, options: MediaListenOptions = {}): () => void {
+/** Wires the element's events to the tracker. */
+export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, options: MediaListenOptions = {}): MediaListener {
   let position: number | undefined;
   let source = video.currentSrc || video.getAttribute('src') || '';
+  const frames = frameClockOf(video);
+  if (options.watchFrames) frames.watch();
+  const gate = (): boolean => options.playingGate?.() !== false;
+  let awaitingFirstFrame = false;
+  const playing = (): void => {
+    if (!gate()) return;
+    if (tracker.hasStarted || !frames.supported) {
+      tracker.playing();
+      return;
+    }
+    // `playing` can come before the picture moves (Shaka at playbackRate 0, a decoder
+    // still warming up): the first frame is the first one presented after it.
+    if (awaitingFirstFrame) return;
+    awaitingFirstFrame = true;
+    const signalled = tracker.monotonic();
+    const fallback = setTimeout(() => {
+      if (!awaitingFirstFrame) return;
+      awaitingFirstFrame = false;
+      if (!video.paused && gate()) tracker.playing(signalled);
+    }, FIRST_FRAME_FALLBACK_MS);
+    frames.next((at) => {
+      if (!awaitingFirstFrame) return;
+      awaitingFirstFrame = false;
+      clearTimeout(fallback);
+      if (!video.paused && gate()) tracker.playing(at);
+    });
+  };
   const handlers: Record<string, () => void> = {
     play: () => tracker.playRequested(),
-    playing: () => {
-      if (options.playingGate?.() !== false) tracker.playing();
-    },
+    playing,
     pause: () => {
       // At the end the element pauses too; that is "ended", not a pause.
       if (!video.ended) tracker.paused();
@@ -99,10 +198,13 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   // Attached after playback began (late script, autoplay): catch up.
   if (!video.paused) {
     tracker.playRequested();
-    if (video.readyState >= 3 && options.playingGate?.() !== false) tracker.playing();
+    if (video.readyState >= 3 && gate()) tracker.playing();
   }
-  return () => {
-    for (const [name, fn] of Object.entries(handlers)) video.removeEventListener(name, fn);
+  return {
+    playing,
+    off: () => {
+      for (const [name, fn] of Object.entries(handlers)) video.removeEventListener(name, fn);
+    },
   };
 }
 

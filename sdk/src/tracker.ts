@@ -52,6 +52,8 @@ export interface PlayerProbe {
   droppedFrames(): number | undefined;
   /** Decoded video frames so far, for the frozen-frame check. */
   decodedFrames(): number | undefined;
+  /** Monotonic time the last video frame was presented, where the browser reports it. */
+  lastFrameAt?(): number | undefined;
   sourceUrl(): string | undefined;
   autoplay?(): boolean | undefined;
   preload?(): string | undefined;
@@ -138,21 +140,36 @@ export class ViewTracker implements Tracker {
     this.emit('viewstart', {});
   }
 
-  /** Frames are being presented: first frame, resume after pause, or a stall is over. */
-  playing(): void {
+  /** The tracker's monotonic clock (performance.now() in a page). */
+  monotonic(): number {
+    return this.rt.monotonic();
+  }
+
+  /** True once the first frame of the current view was shown. */
+  get hasStarted(): boolean {
+    return this.started;
+  }
+
+  /**
+   * Frames are being presented: first frame, resume after pause, or a stall is over.
+   * `atMonotonic` backdates a first frame observed late (a frame callback that came late).
+   */
+  playing(atMonotonic?: number): void {
     if (this.destroyed || this.state === 'closed') return;
     if (this.state === 'idle') this.playRequested();
     const now = this.rt.monotonic();
     if (!this.started) {
+      const at = Math.min(now, Math.max(this.playRequestAt, atMonotonic ?? now));
       this.started = true;
       this.state = 'playing';
-      this.playingSince = now;
-      this.lastFrameAdvance = now;
+      this.playingSince = at;
+      this.lastFrameAdvance = at;
       this.lastFrames = this.probe.decodedFrames();
-      this.emit('playing', {
-        video_startup_time: Math.max(0, now - this.playRequestAt),
-        ...this.renditionData(),
-      });
+      this.emit(
+        'playing',
+        { video_startup_time: Math.max(0, at - this.playRequestAt), ...this.renditionData() },
+        this.rt.now() - (now - at),
+      );
       this.schedule();
       return;
     }
@@ -185,8 +202,11 @@ export class ViewTracker implements Tracker {
     this.schedule();
   }
 
-  /** Data arrived and playback goes on. Inside a seek, the end is reported after the seek. */
-  stallEnd(): void {
+  /**
+   * Data arrived and playback goes on. Inside a seek, the end is reported after the seek.
+   * `atMonotonic` backdates an end observed late (the first frame after a frozen picture).
+   */
+  stallEnd(atMonotonic?: number): void {
     const stall = this.stall;
     if (!stall || this.state === 'closed') return;
     if (this.seek) {
@@ -194,14 +214,19 @@ export class ViewTracker implements Tracker {
       return;
     }
     const now = this.rt.monotonic();
-    const duration = Math.max(0, now - stall.since);
+    const at = Math.min(now, Math.max(stall.since, atMonotonic ?? now));
+    const duration = at - stall.since;
     this.stall = undefined;
-    this.lastStallEnd = now;
-    this.lastFrameAdvance = now;
+    this.lastStallEnd = at;
+    this.lastFrameAdvance = at;
     this.rebufferCount += 1;
     this.rebufferMs += duration;
-    this.playingSince = now;
-    this.emit('stall_end', { stall_duration: duration, buffer_length: this.probe.bufferMs() });
+    this.playingSince = at;
+    this.emit(
+      'stall_end',
+      { stall_duration: duration, buffer_length: this.probe.bufferMs() },
+      this.rt.now() - (now - at),
+    );
     this.schedule();
   }
 
@@ -224,7 +249,9 @@ export class ViewTracker implements Tracker {
   }
 
   seekStart(fromMs: number | undefined): void {
-    if (this.destroyed || this.state === 'closed' || this.state === 'idle') return;
+    // Before the first frame a "seek" is the player skipping a start gap (hls.js nudges
+    // over holes) or a start offset: part of startup, not the viewer's seek.
+    if (this.destroyed || !this.started || this.state === 'closed') return;
     // Scrubbing fires several seeking events: the seek runs from the first one.
     this.seek ??= { from: fromMs, since: this.rt.monotonic(), stallEnded: false };
   }
@@ -410,8 +437,20 @@ export class ViewTracker implements Tracker {
       this.framePoll = undefined;
       if (this.state !== 'playing' || this.destroyed) return;
       const now = this.rt.monotonic();
-      const frames = this.probe.decodedFrames();
-      if (frames !== undefined) {
+      const presented = this.probe.lastFrameAt?.();
+      const frames = presented === undefined ? this.probe.decodedFrames() : undefined;
+      if (presented !== undefined) {
+        // Presented-frame times (requestVideoFrameCallback): the picture the viewer sees.
+        const last = Math.max(presented, this.lastFrameAdvance);
+        if (this.stall?.fromFrames) {
+          if (presented > this.stall.since) {
+            this.stall.fromFrames = false;
+            this.stallEnd(presented);
+          }
+        } else if (!this.stall && !this.seek && now - last >= (this.player.frozenFrameMs ?? Infinity)) {
+          this.stallStart(last, true);
+        }
+      } else if (frames !== undefined) {
         if (this.lastFrames === undefined || frames > this.lastFrames) {
           this.lastFrames = frames;
           this.lastFrameAdvance = now;

@@ -232,6 +232,48 @@ describe('view tracker', () => {
     assert.ok((events[3]!.event_time as number) - (events[2]!.event_time as number) === duration);
   });
 
+  it('ignores seeks before the first frame (start-gap nudges are startup, not the viewer)', async () => {
+    const t = setup();
+    t.tracker.playRequested();
+    t.tracker.seekStart(0);
+    await t.clock.advance(50);
+    t.tracker.seekEnd(100);
+    await t.clock.advance(250);
+    t.tracker.playing();
+    assert.deepEqual(await t.types(), ['viewstart', 'playing']);
+  });
+
+  it('backdates a first frame seen late to the presented frame time', async () => {
+    const t = setup();
+    t.tracker.playRequested();
+    await t.clock.advance(500);
+    const presented = t.tracker.monotonic() - 120;
+    t.tracker.playing(presented);
+    const [start, first] = await t.sent();
+    assert.equal(t.data(first).video_startup_time, 380);
+    assert.equal((first!.event_time as number) - (start!.event_time as number), 380);
+  });
+
+  it('times a frozen picture by presented frames when the browser reports them', async () => {
+    const t = setup({ frozenFrameMs: 500 });
+    let lastFrame: number | undefined;
+    (t.probe as unknown as { lastFrameAt: () => number | undefined }).lastFrameAt = () => lastFrame;
+    t.tracker.playRequested();
+    t.tracker.playing();
+    for (let i = 0; i < 8; i++) {
+      await t.clock.advance(250);
+      lastFrame = t.tracker.monotonic() - 10;
+    }
+    const frozenAt = lastFrame!;
+    await t.clock.advance(1900); // no frame for 1.9 s
+    lastFrame = frozenAt + 1830; // the next frame, seen by the next poll
+    await t.clock.advance(250);
+    const events = await t.sent();
+    assert.deepEqual(events.map((e) => e.event_type), ['viewstart', 'playing', 'stall_start', 'stall_end']);
+    assert.equal(t.data(events[3]).stall_duration, 1830);
+    assert.equal((events[3]!.event_time as number) - (events[2]!.event_time as number), 1830);
+  });
+
   it('strips query strings from URLs and sends titles only when allowed', async () => {
     const t = setup();
     t.tracker.playRequested();

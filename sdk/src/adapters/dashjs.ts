@@ -77,8 +77,8 @@ export function trackDashJs(
     ['manifestLoaded', () => tracker.ready()],
   ];
   for (const [name, fn] of listeners) player.on(name, fn);
-  const off = listenMedia(video, tracker, { errors: true });
-  return withCleanup(tracker, off, () => {
+  const media = listenMedia(video, tracker, { errors: true, watchFrames: true });
+  return withCleanup(tracker, media.off, () => {
     for (const [name, fn] of listeners) player.off(name, fn);
   });
 }

@@ -95,8 +95,8 @@ export function trackHlsJs(client: Client, hls: HlsLike, video: HTMLVideoElement
   ];
   for (const [name, fn] of listeners) hls.on(name, fn);
   // hls.js reports its own errors with type and fatality; the element's would duplicate them.
-  const off = listenMedia(video, tracker, { errors: false });
-  return withCleanup(tracker, off, () => {
+  const media = listenMedia(video, tracker, { errors: false });
+  return withCleanup(tracker, media.off, () => {
     for (const [name, fn] of listeners) hls.off(name, fn);
   });
 }

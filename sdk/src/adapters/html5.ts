@@ -5,6 +5,6 @@ import { type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 export function trackHtml5(client: Client, video: HTMLVideoElement, options: TrackOptions = {}): Tracker {
   const tracker = new ViewTracker(client, { name: 'html5' }, mediaProbe(video), options);
-  const off = listenMedia(video, tracker, { resize: true, sourceChanges: true });
-  return withCleanup(tracker, off);
+  const media = listenMedia(video, tracker, { resize: true, sourceChanges: true });
+  return withCleanup(tracker, media.off);
 }

@@ -64,6 +64,8 @@ export function trackShaka(
     options,
   );
   let buffering = player.isBuffering?.() ?? false;
+  // While Shaka buffers, the element may still fire `playing` at playbackRate 0.
+  const media = listenMedia(video, tracker, { stalls: false, errors: false, playingGate: () => !buffering });
   const rendition = (): void => {
     const active = player.getVariantTracks().find((t) => t.active);
     if (!active) return;
@@ -81,7 +83,7 @@ export function trackShaka(
         buffering = Boolean((event as Event & { buffering?: boolean }).buffering);
         if (buffering) tracker.stallStart();
         // Shaka resumes by restoring playbackRate: no `playing` event from the element.
-        else if (!video.paused) tracker.playing();
+        else if (!video.paused) media.playing();
       },
     ],
     ['adaptation', rendition],
@@ -102,9 +104,7 @@ export function trackShaka(
     ],
   ];
   for (const [name, fn] of listeners) player.addEventListener(name, fn);
-  // While Shaka buffers, the element may still fire `playing` at playbackRate 0.
-  const off = listenMedia(video, tracker, { stalls: false, errors: false, playingGate: () => !buffering });
-  return withCleanup(tracker, off, () => {
+  return withCleanup(tracker, media.off, () => {
     for (const [name, fn] of listeners) player.removeEventListener(name, fn);
   });
 }

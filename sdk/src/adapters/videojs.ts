@@ -28,6 +28,7 @@ interface VjsTech {
 
 /** The part of a Video.js player the adapter uses. */
 export interface VideoJsPlayerLike {
+  play(): Promise<void> | undefined;
   on(type: string, fn: () => void): void;
   off(type: string, fn: () => void): void;
   tech(safety?: unknown): VjsTech | undefined;
@@ -97,9 +98,19 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   ];
   for (const [name, fn] of playerEvents) player.on(name, fn);
   hookVhs();
-  const off = listenMedia(video, tracker, { errors: false, sourceChanges: false });
-  return withCleanup(tracker, off, () => {
+  // player.play() waits for VHS to load its playlists before it calls the element's
+  // play(), so the element's `play` comes late: the play intent is the player's play().
+  const ownPlay = Object.prototype.hasOwnProperty.call(player, 'play') ? player.play : undefined;
+  const play = player.play;
+  player.play = function (this: VideoJsPlayerLike) {
+    tracker.playRequested();
+    return play.call(this);
+  };
+  const media = listenMedia(video, tracker, { errors: false, sourceChanges: false });
+  return withCleanup(tracker, media.off, () => {
     for (const [name, fn] of playerEvents) player.off(name, fn);
     hooked?.playlists?.off?.('mediachange', onMediaChange);
+    if (ownPlay) player.play = ownPlay;
+    else delete (player as Partial<VideoJsPlayerLike>).play;
   });
 }
