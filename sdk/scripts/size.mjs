@@ -1,21 +1,38 @@
-// Raw and gzip size of every built output, for the README's size table.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+// Size report: the script-tag bundle as shipped, and what an app bundler ships for
+// createClient plus one adapter (the ESM entries, tree-shaken and minified the same way).
+// Raw and gzip bytes; run after `npm run build`.
+import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { build } from 'esbuild';
 
-const dist = new URL('../dist', import.meta.url).pathname;
+const here = new URL('..', import.meta.url).pathname;
+const gzip = (bytes) => gzipSync(bytes, { level: 9 }).length;
+const rows = [];
 
-function* files(dir) {
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) yield* files(path);
-    else if (name.endsWith('.js')) yield path;
-  }
+const iife = readFileSync(`${here}dist/openqoe.min.js`);
+rows.push(['dist/openqoe.min.js (script tag, all adapters)', iife.length, gzip(iife)]);
+
+const adapters = { html5: 'trackHtml5', videojs: 'trackVideoJs', hlsjs: 'trackHlsJs', dashjs: 'trackDashJs', shaka: 'trackShaka' };
+for (const [entry, name] of Object.entries(adapters)) {
+  const result = await build({
+    absWorkingDir: here,
+    stdin: {
+      contents: `export { createClient } from './dist/esm/index.js'; export { ${name} } from './dist/esm/${entry}.js';`,
+      resolveDir: here,
+      loader: 'js',
+    },
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    target: 'es2020',
+    write: false,
+    legalComments: 'none',
+    // The entries import shared chunks for their side effects; there are none (sideEffects: false).
+    logLevel: 'error',
+  });
+  const bytes = result.outputFiles[0].contents;
+  rows.push([`ESM: createClient + ${name} (@openqoe/sdk/${entry})`, bytes.length, gzip(bytes)]);
 }
 
-const rows = [...files(dist)].sort().map((path) => {
-  const bytes = readFileSync(path);
-  return { file: relative(dist, path), raw: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
-});
-console.log('| file | raw bytes | gzip bytes |\n|---|---:|---:|');
-for (const r of rows) console.log(`| dist/${r.file} | ${r.raw} | ${r.gzip} |`);
+console.log('| output | raw bytes | gzip bytes |\n|---|---:|---:|');
+for (const [file, raw, gz] of rows) console.log(`| ${file} | ${raw} | ${gz} |`);
