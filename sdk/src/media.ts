@@ -121,7 +121,18 @@ export function mediaProbe(video: HTMLVideoElement, overrides: Partial<PlayerPro
 /** Wires the element's events to the tracker. */
 export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, options: MediaListenOptions = {}): MediaListener {
   let position: number | undefined;
-  let source = video.currentSrc || video.getAttribute('src') || '';
+  // currentSrc is absolute; the attribute may be relative and is set before currentSrc.
+  const sourceOf = (): string => {
+    if (video.currentSrc) return video.currentSrc;
+    const attribute = video.getAttribute('src');
+    if (!attribute) return '';
+    try {
+      return new URL(attribute, video.baseURI).href;
+    } catch {
+      return attribute;
+    }
+  };
+  let source = sourceOf();
   const frames = frameClockOf(video);
   if (options.watchFrames) frames.watch();
   const gate = (): boolean => options.playingGate?.() !== false;
@@ -189,7 +200,7 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   }
   if (options.sourceChanges) {
     handlers.loadstart = () => {
-      const next = video.currentSrc || video.getAttribute('src') || '';
+      const next = sourceOf();
       if (source !== '' && next !== source) tracker.sourceChanged();
       source = next;
     };

@@ -56,6 +56,11 @@ export function trackDashJs(
     }),
     options,
   );
+  const currentSource = (): string | undefined => {
+    const s = player.getSource?.();
+    return typeof s === 'string' ? s : undefined;
+  };
+  let source = currentSource();
   const listeners: [string, (event: never) => void][] = [
     [
       'qualityChangeRendered',
@@ -74,7 +79,16 @@ export function trackDashJs(
         tracker.error({ fatal: true, family: dashErrorFamily(code, error.message), code, message: error.message });
       },
     ],
-    ['manifestLoaded', () => tracker.ready()],
+    [
+      'manifestLoaded',
+      () => {
+        tracker.ready();
+        // Live manifests reload from the same URL; only a new URL is a new source.
+        const next = currentSource();
+        if (source !== undefined && next !== undefined && next !== source) tracker.sourceChanged();
+        source = next ?? source;
+      },
+    ],
   ];
   for (const [name, fn] of listeners) player.on(name, fn);
   const media = listenMedia(video, tracker, { errors: true, watchFrames: true });

@@ -64,6 +64,7 @@ export function trackShaka(
     options,
   );
   let buffering = player.isBuffering?.() ?? false;
+  let asset = player.getAssetUri?.() ?? undefined;
   // While Shaka buffers, the element may still fire `playing` at playbackRate 0.
   const media = listenMedia(video, tracker, { stalls: false, errors: false, playingGate: () => !buffering });
   const rendition = (): void => {
@@ -89,6 +90,14 @@ export function trackShaka(
     ['adaptation', rendition],
     ['variantchanged', rendition],
     ['loaded', () => tracker.ready()],
+    [
+      'loading',
+      () => {
+        const next = player.getAssetUri?.() ?? undefined;
+        if (asset !== undefined && next !== undefined && next !== asset) tracker.sourceChanged();
+        asset = next ?? asset;
+      },
+    ],
     [
       'error',
       (event) => {

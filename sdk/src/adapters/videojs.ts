@@ -91,8 +91,15 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
       message: error.message,
     });
   };
+  let source = player.currentSrc?.() || undefined;
+  const onLoadStart = (): void => {
+    const next = player.currentSrc?.() || undefined;
+    if (source !== undefined && next !== undefined && next !== source) tracker.sourceChanged();
+    source = next ?? source;
+    hookVhs();
+  };
   const playerEvents: [string, () => void][] = [
-    ['loadstart', hookVhs],
+    ['loadstart', onLoadStart],
     ['loadedmetadata', hookVhs],
     ['error', onError],
   ];
