@@ -132,29 +132,20 @@ async def test_text_plain_from_any_origin_when_cors_allows_every_origin(
     assert response.status == 202
 
 
-async def test_the_keepalive_fetch_preflight_allows_its_headers(
+async def test_a_cross_origin_429_exposes_retry_after_to_the_sdk(
     make_collector: CollectorFactory,
 ) -> None:
-    client = await make_collector()
-    preflight = await client.options(
-        "/v1/events",
-        headers={
-            "Origin": ORIGIN,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type, x-api-key",
-        },
+    # The preflight of the keepalive fetch (Content-Type, X-API-Key) is covered by
+    # test_collector.py::test_cors_preflight_and_headers_on_every_answer.
+    client = await make_collector(
+        org_rate_limit_eps=1.0, org_burst_events=2, max_events_per_batch=2
     )
-    assert preflight.status == 200
-    allowed = {
-        h.strip().lower() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")
-    }
-    assert {"content-type", "x-api-key"} <= allowed
-    assert "Retry-After" not in preflight.headers
-    answer = await client.post(
-        "/v1/events",
-        data=beacon_body(event("pause", now_ms())),
-        headers={"Content-Type": "application/json", "X-API-Key": TEST_KEY, "Origin": ORIGIN},
-    )
-    assert answer.status == 202
-    # The SDK reads Retry-After from 429/503 answers: it must be exposed to scripts.
-    assert "retry-after" in answer.headers.get("Access-Control-Expose-Headers", "").lower()
+    headers = {"Content-Type": "application/json", "X-API-Key": TEST_KEY, "Origin": ORIGIN}
+    body = beacon_body(event("pause", now_ms()), event("pause", now_ms()))
+    assert (await client.post("/v1/events", data=body, headers=headers)).status == 202
+    answer = await client.post("/v1/events", data=body, headers=headers)
+    assert answer.status == 429
+    assert int(answer.headers["Retry-After"]) >= 1
+    assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+    # Without this a script cannot read Retry-After and would fall back to its own backoff.
+    assert "retry-after" in answer.headers["Access-Control-Expose-Headers"].lower()
