@@ -72,6 +72,8 @@ type State = 'idle' | 'starting' | 'playing' | 'paused' | 'closed';
 
 const QUARTILES = [25, 50, 75] as const;
 const FRAME_POLL_MS = 250;
+/** The frozen-frame check is off in the last seconds of a VOD (see pollFrames). */
+const TAIL_MS = 3000;
 
 export interface Tracker {
   readonly viewId: string;
@@ -437,6 +439,12 @@ export class ViewTracker implements Tracker {
       this.framePoll = undefined;
       if (this.state !== 'playing' || this.destroyed) return;
       const now = this.rt.monotonic();
+      if (this.inTail() && !this.stall) {
+        // A video track a little shorter than the audio holds its last frame until
+        // `ended`: that is the end of the video, not a stall.
+        this.pollFrames();
+        return;
+      }
       const presented = this.probe.lastFrameAt?.();
       const frames = presented === undefined ? this.probe.decodedFrames() : undefined;
       if (presented !== undefined) {
@@ -468,6 +476,14 @@ export class ViewTracker implements Tracker {
       }
       if (this.framePoll === undefined && this.state === 'playing') this.pollFrames();
     }, FRAME_POLL_MS);
+  }
+
+  private inTail(): boolean {
+    const position = this.probe.positionMs();
+    const duration = this.options.video?.durationMs ?? this.probe.durationMs();
+    return (
+      position !== undefined && duration !== undefined && Number.isFinite(duration) && duration - position < TAIL_MS
+    );
   }
 
   private stopTimers(): void {

@@ -274,6 +274,17 @@ describe('view tracker', () => {
     assert.equal((events[3]!.event_time as number) - (events[2]!.event_time as number), 1830);
   });
 
+  it('does not take the held last frame at the end of a VOD for a stall', async () => {
+    const t = setup({ frozenFrameMs: 500 });
+    t.tracker.playRequested();
+    t.tracker.playing();
+    t.probe.position = 58_000; // 2 s before the end; the video track has ended
+    await t.clock.advance(2000);
+    t.probe.position = 60_000;
+    t.tracker.ended();
+    assert.deepEqual(await t.types(), ['viewstart', 'playing', 'quartile', 'ended']);
+  });
+
   it('strips query strings from URLs and sends titles only when allowed', async () => {
     const t = setup();
     t.tracker.playRequested();
