@@ -136,32 +136,52 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   const frames = frameClockOf(video);
   if (options.watchFrames) frames.watch();
   const gate = (): boolean => options.playingGate?.() !== false;
+  // The first frame is the first frame presented after the play request (what the
+  // viewer sees): `playing` can come before it (Shaka at playbackRate 0) or after it
+  // (hls.js skipping a start gap shows a frame, then seeks).
   let awaitingFirstFrame = false;
+  let fallback: ReturnType<typeof setTimeout> | undefined;
+  const awaitFirstFrame = (): void => {
+    if (awaitingFirstFrame || !frames.supported || !tracker.isStarting) return;
+    awaitingFirstFrame = true;
+    frames.next((at) => {
+      if (!awaitingFirstFrame) return;
+      awaitingFirstFrame = false;
+      clearTimeout(fallback);
+      if (tracker.isStarting && !video.paused) tracker.playing(at);
+    });
+  };
+  const playIntent = (): void => {
+    tracker.playRequested();
+    awaitFirstFrame();
+  };
   const playing = (): void => {
     if (!gate()) return;
     if (tracker.hasStarted || !frames.supported) {
       tracker.playing();
       return;
     }
-    // `playing` can come before the picture moves (Shaka at playbackRate 0, a decoder
-    // still warming up): the first frame is the first one presented after it.
-    if (awaitingFirstFrame) return;
-    awaitingFirstFrame = true;
+    // No frame callback by then (a hidden tab renders no frames): take `playing`.
     const signalled = tracker.monotonic();
-    const fallback = setTimeout(() => {
-      if (!awaitingFirstFrame) return;
-      awaitingFirstFrame = false;
-      if (!video.paused && gate()) tracker.playing(signalled);
+    clearTimeout(fallback);
+    fallback = setTimeout(() => {
+      if (tracker.isStarting && !video.paused && gate()) {
+        awaitingFirstFrame = false;
+        tracker.playing(signalled);
+      }
     }, FIRST_FRAME_FALLBACK_MS);
-    frames.next((at) => {
-      if (!awaitingFirstFrame) return;
-      awaitingFirstFrame = false;
-      clearTimeout(fallback);
-      if (!video.paused && gate()) tracker.playing(at);
-    });
+    awaitFirstFrame();
+  };
+  // The app's play() is the play intent; the element's `play` event is a task queued
+  // after it, late on a busy page.
+  const ownPlay = Object.prototype.hasOwnProperty.call(video, 'play') ? video.play : undefined;
+  const elementPlay = video.play;
+  video.play = function (this: HTMLVideoElement) {
+    playIntent();
+    return elementPlay.call(this);
   };
   const handlers: Record<string, () => void> = {
-    play: () => tracker.playRequested(),
+    play: playIntent,
     playing,
     pause: () => {
       // At the end the element pauses too; that is "ended", not a pause.
@@ -215,6 +235,9 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
     playing,
     off: () => {
       for (const [name, fn] of Object.entries(handlers)) video.removeEventListener(name, fn);
+      clearTimeout(fallback);
+      if (ownPlay) video.play = ownPlay;
+      else delete (video as Partial<HTMLVideoElement>).play;
     },
   };
 }

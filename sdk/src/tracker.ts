@@ -72,6 +72,8 @@ type State = 'idle' | 'starting' | 'playing' | 'paused' | 'closed';
 
 const QUARTILES = [25, 50, 75] as const;
 const FRAME_POLL_MS = 250;
+/** Waits shorter than this are not stalls (a freeze under ~250 ms is not seen as one). */
+export const MIN_STALL_MS = 250;
 /** The frozen-frame check is off in the last seconds of a VOD (see pollFrames). */
 const TAIL_MS = 3000;
 
@@ -95,6 +97,7 @@ export class ViewTracker implements Tracker {
   private playingMs = 0;
   private watchSince: number | undefined;
   private stall: { since: number; fromFrames: boolean } | undefined;
+  private pendingStall: { since: number; timer: unknown } | undefined;
   private lastStallEnd = 0;
   private seek: { from: number | undefined; since: number; stallEnded: boolean } | undefined;
   private rebufferCount = 0;
@@ -147,6 +150,11 @@ export class ViewTracker implements Tracker {
     return this.rt.monotonic();
   }
 
+  /** True between the play request and the first frame. */
+  get isStarting(): boolean {
+    return this.state === 'starting' && !this.destroyed;
+  }
+
   /** True once the first frame of the current view was shown. */
   get hasStarted(): boolean {
     return this.started;
@@ -179,6 +187,7 @@ export class ViewTracker implements Tracker {
       if (!this.stall.fromFrames) this.stallEnd();
       return;
     }
+    if (this.cancelPendingStall()) return;
     if (this.state === 'paused') {
       this.state = 'playing';
       this.playingSince = now;
@@ -194,6 +203,23 @@ export class ViewTracker implements Tracker {
     if (this.destroyed || !this.started || this.state !== 'playing' || this.stall) return;
     const now = this.rt.monotonic();
     const since = Math.min(now, Math.max(sinceMonotonic ?? now, this.lastStallEnd, this.playingSince ?? now));
+    if (!fromFrames && now - since < MIN_STALL_MS) {
+      // A wait shorter than this is not a visible freeze; it becomes a stall (from its
+      // start) only if it lasts.
+      if (this.pendingStall) return;
+      const timer = this.rt.setTimeout(() => {
+        const pending = this.pendingStall;
+        this.pendingStall = undefined;
+        if (pending && this.state === 'playing' && !this.stall && !this.destroyed) this.openStall(pending.since, false);
+      }, MIN_STALL_MS - (now - since));
+      this.pendingStall = { since, timer };
+      return;
+    }
+    this.openStall(since, fromFrames);
+  }
+
+  private openStall(since: number, fromFrames: boolean): void {
+    const now = this.rt.monotonic();
     this.accountPlaying(since);
     this.stall = { since, fromFrames };
     this.emit(
@@ -210,6 +236,7 @@ export class ViewTracker implements Tracker {
    */
   stallEnd(atMonotonic?: number): void {
     const stall = this.stall;
+    if (this.cancelPendingStall()) return;
     if (!stall || this.state === 'closed') return;
     if (this.seek) {
       this.seek.stallEnded = true;
@@ -234,6 +261,7 @@ export class ViewTracker implements Tracker {
 
   paused(): void {
     if (this.destroyed || !this.started || this.state !== 'playing') return;
+    this.cancelPendingStall();
     const now = this.rt.monotonic();
     if (this.stall) {
       // The processor ends an open stall at the pause; so does the SDK's own count.
@@ -311,6 +339,7 @@ export class ViewTracker implements Tracker {
 
   ended(): void {
     if (this.destroyed || !this.started || this.state === 'closed') return;
+    this.cancelPendingStall();
     const now = this.rt.monotonic();
     if (this.stall) this.stallEnd();
     this.accountPlaying(now);
@@ -360,7 +389,16 @@ export class ViewTracker implements Tracker {
     this.emit('quartile', { quartile: q, playing_time: this.playingTimeAt(now), watch_time: this.watchMs(now) });
   }
 
+  private cancelPendingStall(): boolean {
+    const pending = this.pendingStall;
+    if (!pending) return false;
+    this.rt.clearTimeout(pending.timer);
+    this.pendingStall = undefined;
+    return true;
+  }
+
   private close(): void {
+    this.cancelPendingStall();
     this.state = 'closed';
     this.stall = undefined;
     this.seek = undefined;

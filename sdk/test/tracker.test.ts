@@ -79,6 +79,25 @@ describe('view tracker', () => {
     assert.equal(events[3]!.event_time as number - (events[2]!.event_time as number), 1500);
   });
 
+  it('does not report waits shorter than 250 ms, and dates a longer one from its start', async () => {
+    const t = setup();
+    t.tracker.playRequested();
+    t.tracker.playing();
+    await t.clock.advance(1000);
+    t.tracker.stallStart();
+    await t.clock.advance(200);
+    t.tracker.playing(); // a 200 ms wait: not a stall
+    await t.clock.advance(1000);
+    t.tracker.stallStart();
+    await t.clock.advance(600);
+    t.tracker.stallEnd();
+    const events = await t.sent();
+    assert.deepEqual(events.map((e) => e.event_type), ['viewstart', 'playing', 'stall_start', 'stall_end']);
+    const start = events[0]!.event_time as number;
+    assert.equal((events[2]!.event_time as number) - start, 2200);
+    assert.equal(t.data(events[3]).stall_duration, 600);
+  });
+
   it('reports a stall inside a seek after the seek, so the processor books it as a seek wait', async () => {
     const t = setup();
     t.tracker.playRequested();
