@@ -36,6 +36,7 @@ interface Batch {
 export type UnloadHook = () => void;
 
 export const SDK_VERSION = '0.1.0';
+export const REQUEST_TIMEOUT_MS = 15_000;
 
 export class Client {
   readonly config: ClientConfig;
@@ -186,13 +187,15 @@ export class Client {
         batch.phase = 'sending';
         let response: HttpResponse | undefined;
         try {
-          response = await fetch(this.config.endpoint, {
-            method: 'POST',
-            headers,
-            body: batch.body,
-            // Lets a request started just before navigation finish; only small bodies fit.
-            keepalive: batch.body.length < KEEPALIVE_BUDGET_BYTES / 4,
-          });
+          response = await this.withTimeout(
+            fetch(this.config.endpoint, {
+              method: 'POST',
+              headers,
+              body: batch.body,
+              // Lets a request started just before navigation finish; only small bodies fit.
+              keepalive: batch.body.length < KEEPALIVE_BUDGET_BYTES / 4,
+            }),
+          );
         } catch (error) {
           this.log('send failed', error);
         }
@@ -233,6 +236,30 @@ export class Client {
       // A 2xx without the collector's JSON (a proxy, say): the batch was taken.
     }
     return { accepted: n, rejected: 0 };
+  }
+
+  /**
+   * A request without an answer is retried after REQUEST_TIMEOUT_MS: a hung connection
+   * must not hold up the queue. If the first attempt did arrive, the processor drops the
+   * copy by event_id.
+   */
+  private withTimeout<T>(request: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.runtime.setTimeout(
+        () => reject(new Error(`no answer in ${REQUEST_TIMEOUT_MS} ms`)),
+        REQUEST_TIMEOUT_MS,
+      );
+      request.then(
+        (value) => {
+          this.runtime.clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.runtime.clearTimeout(timer);
+          reject(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    });
   }
 
   private sleep(ms: number): Promise<void> {

@@ -54,6 +54,8 @@ export interface PlayerProbe {
   decodedFrames(): number | undefined;
   /** Monotonic time the last video frame was presented, where the browser reports it. */
   lastFrameAt?(): number | undefined;
+  /** The rendition playing now, for a first frame before any switch event. */
+  rendition?(): Rendition | undefined;
   sourceUrl(): string | undefined;
   autoplay?(): boolean | undefined;
   preload?(): string | undefined;
@@ -170,6 +172,10 @@ export class ViewTracker implements Tracker {
     const now = this.rt.monotonic();
     if (!this.started) {
       const at = Math.min(now, Math.max(this.playRequestAt, atMonotonic ?? now));
+      // Players announce the first rendition before attach, or only on a switch.
+      if (this.current.bitrate === undefined && this.current.height === undefined) {
+        this.current = { ...(this.probe.rendition?.() ?? {}) };
+      }
       this.started = true;
       this.state = 'playing';
       this.playingSince = at;

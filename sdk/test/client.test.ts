@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { backoffDelay, retryAfterMs } from '../src/backoff.js';
-import { Client, KEEPALIVE_BUDGET_BYTES, type WireEvent } from '../src/client.js';
+import { Client, KEEPALIVE_BUDGET_BYTES, REQUEST_TIMEOUT_MS, type WireEvent } from '../src/client.js';
 import { ConfigError, type ClientOptions } from '../src/config.js';
 import { MemoryStorage, fakePage, settle } from './fakes.js';
 
@@ -137,6 +137,20 @@ describe('retries', () => {
     // random() is 0.5 in the fake: delay = ceiling * 3/4 with ceiling 1 s, 2 s, 4 s.
     assert.deepEqual(times, [0, 750, 750 + 1500, 750 + 1500 + 3000]);
     assert.deepEqual(client.stats, { sent: 0, retried: 3, failed: 1, dropped: 0 });
+  });
+
+  it('retries a request that gets no answer, with the same body', async () => {
+    const page = fakePage();
+    page.fetch.hold = true;
+    const client = new Client({ ...OPTIONS, batchSize: 1 }, page.runtime);
+    client.enqueue(event());
+    await page.clock.advance(REQUEST_TIMEOUT_MS - 1);
+    assert.equal(page.fetch.requests.length, 1);
+    page.fetch.hold = false;
+    await page.clock.advance(1 + 750); // the timeout, then the first backoff
+    assert.equal(page.fetch.requests.length, 2);
+    assert.equal(page.fetch.requests[1]?.init.body, page.fetch.requests[0]?.init.body);
+    assert.deepEqual(client.stats, { sent: 1, retried: 1, failed: 0, dropped: 0 });
   });
 
   it('does not retry other 4xx', async () => {

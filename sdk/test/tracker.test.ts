@@ -135,6 +135,16 @@ describe('view tracker', () => {
     );
   });
 
+  it('asks the player for the playing rendition at the first frame when no switch was seen', async () => {
+    const t = setup();
+    (t.probe as unknown as { rendition: () => object }).rendition = () => ({ bitrate: 1_200_000, width: 960, height: 540 });
+    t.tracker.playRequested();
+    t.tracker.playing();
+    const [, first] = await t.sent();
+    assert.equal(t.data(first).bitrate, 1_200_000);
+    assert.deepEqual(t.data(first).resolution, { width: 960, height: 540 });
+  });
+
   it('sends quartiles once each, and 100 with ended', async () => {
     const t = setup();
     t.tracker.playRequested();

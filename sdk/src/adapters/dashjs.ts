@@ -49,6 +49,10 @@ export function trackDashJs(
     client,
     { name: 'dash.js', version: player.getVersion?.(), frozenFrameMs: DASH_FROZEN_FRAME_MS },
     mediaProbe(video, {
+      rendition: () => {
+        const r = player.getCurrentRepresentationForType?.('video');
+        return r ? { bitrate: r.bandwidth, width: r.width, height: r.height, framerate: r.frameRate || undefined } : undefined;
+      },
       sourceUrl: () => {
         const source = player.getSource?.();
         return typeof source === 'string' ? source : video.currentSrc || undefined;

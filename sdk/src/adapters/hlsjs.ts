@@ -1,7 +1,7 @@
 /** hls.js: renditions from LEVEL_SWITCHED (the level now playing, its declared BANDWIDTH). */
 import type { Client } from '../client.js';
 import { listenMedia, mediaProbe, withCleanup } from '../media.js';
-import { type ErrorFamily, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
+import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface HlsLevel {
   bitrate: number;
@@ -24,6 +24,8 @@ interface HlsErrorData {
 /** The part of an `Hls` instance the adapter uses. */
 export interface HlsLike {
   levels: HlsLevel[];
+  /** The level playing now (-1 before the first LEVEL_SWITCHED). */
+  currentLevel: number;
   url?: string | null;
   on(event: string, listener: (event: string, data: never) => void): void;
   off(event: string, listener: (event: string, data: never) => void): void;
@@ -44,11 +46,20 @@ export function hlsErrorFamily(data: Pick<HlsErrorData, 'type' | 'details'>): Er
   return 'other';
 }
 
+function levelRendition(level: HlsLevel | undefined): Rendition | undefined {
+  if (!level) return undefined;
+  const framerate = typeof level.frameRate === 'string' ? parseFloat(level.frameRate) : level.frameRate;
+  return { bitrate: level.bitrate, width: level.width, height: level.height, framerate: framerate || undefined };
+}
+
 export function trackHlsJs(client: Client, hls: HlsLike, video: HTMLVideoElement, options: TrackOptions = {}): Tracker {
   const tracker = new ViewTracker(
     client,
     { name: 'hls.js', version: hls.constructor.version },
-    mediaProbe(video, { sourceUrl: () => hls.url ?? undefined }),
+    mediaProbe(video, {
+      sourceUrl: () => hls.url ?? undefined,
+      rendition: () => (hls.currentLevel >= 0 ? levelRendition(hls.levels[hls.currentLevel]) : undefined),
+    }),
     options,
   );
   let manifestUrl: string | undefined = hls.url ?? undefined;
@@ -56,15 +67,8 @@ export function trackHlsJs(client: Client, hls: HlsLike, video: HTMLVideoElement
     [
       LEVEL_SWITCHED,
       (_e, data: { level: number }) => {
-        const level = hls.levels[data.level];
-        if (!level) return;
-        const framerate = typeof level.frameRate === 'string' ? parseFloat(level.frameRate) : level.frameRate;
-        tracker.rendition({
-          bitrate: level.bitrate,
-          width: level.width,
-          height: level.height,
-          framerate: framerate || undefined,
-        });
+        const rendition = levelRendition(hls.levels[data.level]);
+        if (rendition) tracker.rendition(rendition);
       },
     ],
     [

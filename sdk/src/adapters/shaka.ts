@@ -5,7 +5,7 @@
  */
 import type { Client } from '../client.js';
 import { listenMedia, mediaProbe, withCleanup } from '../media.js';
-import { type ErrorFamily, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
+import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface ShakaTrack {
   active: boolean;
@@ -51,6 +51,17 @@ export function shakaErrorFamily(category: number | undefined): ErrorFamily {
   return (category !== undefined && CATEGORY_FAMILY[category]) || 'other';
 }
 
+function activeRendition(player: ShakaPlayerLike): Rendition | undefined {
+  const active = player.getVariantTracks().find((t) => t.active);
+  if (!active) return undefined;
+  return {
+    bitrate: active.videoBandwidth || active.bandwidth,
+    width: active.width ?? undefined,
+    height: active.height ?? undefined,
+    framerate: active.frameRate ?? undefined,
+  };
+}
+
 export function trackShaka(
   client: Client,
   player: ShakaPlayerLike,
@@ -60,7 +71,7 @@ export function trackShaka(
   const tracker = new ViewTracker(
     client,
     { name: 'shaka-player', version: player.constructor.version },
-    mediaProbe(video, { sourceUrl: () => player.getAssetUri?.() ?? undefined }),
+    mediaProbe(video, { sourceUrl: () => player.getAssetUri?.() ?? undefined, rendition: () => activeRendition(player) }),
     options,
   );
   let buffering = player.isBuffering?.() ?? false;
@@ -68,14 +79,8 @@ export function trackShaka(
   // While Shaka buffers, the element may still fire `playing` at playbackRate 0.
   const media = listenMedia(video, tracker, { stalls: false, errors: false, playingGate: () => !buffering });
   const rendition = (): void => {
-    const active = player.getVariantTracks().find((t) => t.active);
-    if (!active) return;
-    tracker.rendition({
-      bitrate: active.videoBandwidth || active.bandwidth,
-      width: active.width ?? undefined,
-      height: active.height ?? undefined,
-      framerate: active.frameRate ?? undefined,
-    });
+    const active = activeRendition(player);
+    if (active) tracker.rendition(active);
   };
   const listeners: [string, (event: Event) => void][] = [
     [

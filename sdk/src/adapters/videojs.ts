@@ -7,7 +7,7 @@
  */
 import type { Client } from '../client.js';
 import { listenMedia, mediaProbe, withCleanup } from '../media.js';
-import { type ErrorFamily, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
+import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface VhsPlaylist {
   attributes?: { BANDWIDTH?: number; RESOLUTION?: { width: number; height: number }; 'FRAME-RATE'?: number };
@@ -48,6 +48,17 @@ function techOf(player: VideoJsPlayerLike): VjsTech | undefined {
   return player.tech({ IWillNotUseThisInPlugins: true });
 }
 
+function playlistRendition(vhs: Vhs | undefined): Rendition | undefined {
+  const attributes = vhs?.playlists?.media()?.attributes;
+  if (!attributes) return undefined;
+  return {
+    bitrate: attributes.BANDWIDTH,
+    width: attributes.RESOLUTION?.width,
+    height: attributes.RESOLUTION?.height,
+    framerate: attributes['FRAME-RATE'],
+  };
+}
+
 export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options: TrackOptions = {}): Tracker {
   const tech = techOf(player);
   const video = tech?.el();
@@ -58,20 +69,17 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   const tracker = new ViewTracker(
     client,
     { name: 'video.js', version },
-    mediaProbe(video, { sourceUrl: () => player.currentSrc?.() || video.currentSrc || undefined }),
+    mediaProbe(video, {
+      sourceUrl: () => player.currentSrc?.() || video.currentSrc || undefined,
+      rendition: () => playlistRendition(techOf(player)?.vhs),
+    }),
     options,
   );
 
   let hooked: Vhs | undefined;
   const onMediaChange = (): void => {
-    const attributes = hooked?.playlists?.media()?.attributes;
-    if (!attributes) return;
-    tracker.rendition({
-      bitrate: attributes.BANDWIDTH,
-      width: attributes.RESOLUTION?.width,
-      height: attributes.RESOLUTION?.height,
-      framerate: attributes['FRAME-RATE'],
-    });
+    const rendition = playlistRendition(hooked);
+    if (rendition) tracker.rendition(rendition);
   };
   const hookVhs = (): void => {
     const vhs = techOf(player)?.vhs;
