@@ -45,6 +45,19 @@ try {
   const page = browser.pages()[0] || (await browser.newPage());
   page.on('console', (m) => result.console.push(`${m.type()}: ${m.text()}`.slice(0, 300)));
   page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
+  // What the SDK sent (each attempt), for diagnosis: event type, time, id and data.
+  result.sent = [];
+  page.on('request', (request) => {
+    if (request.method() !== 'POST' || !request.url().includes('/v1/events')) return;
+    try {
+      const body = JSON.parse(request.postData() || '{}');
+      for (const e of body.events || []) {
+        result.sent.push({ type: e.event_type, t: e.event_time, id: e.event_id, seq: e.sequence, data: e.data });
+      }
+    } catch {
+      result.sent.push({ type: 'unparsed', size: (request.postData() || '').length });
+    }
+  });
   await page.goto(spec.url);
   const truth = () => page.evaluate(() => window.__truth);
   const state = () =>
@@ -87,7 +100,8 @@ try {
       const after = Math.max(spec.holdMs - frozen, 0);
       result.actions.releaseRequested = Date.now() + after;
       await control(`release?run=${spec.run}&after_ms=${after}`, 'POST');
-      await until('playback again', async () => (await truth()).gaps.length > 0);
+      await until('playback again', async () =>
+        (await truth()).gaps.some((g) => g.end >= result.actions.releaseRequested));
       await playFor(1000);
       break;
     }
@@ -136,8 +150,12 @@ try {
     // The app's own teardown: the explicit end event, then the last flush.
     result.actions.destroyAt = Date.now();
     await page.evaluate(async () => {
-      if (window.__openqoe.tracker) await window.__openqoe.tracker.destroy();
-      if (window.__openqoe.client) await window.__openqoe.client.flush();
+      const limit = new Promise((resolve) => setTimeout(() => resolve('flush timed out'), 10000));
+      const teardown = (async () => {
+        if (window.__openqoe.tracker) await window.__openqoe.tracker.destroy();
+        if (window.__openqoe.client) await window.__openqoe.client.flush();
+      })();
+      return Promise.race([teardown, limit]);
     });
     result.stats = (await state()).stats;
   }
@@ -152,7 +170,7 @@ try {
     // the page may be gone; the error says enough
   }
 } finally {
-  await browser.close();
+  await browser.close().catch((e) => result.console.push(`browser close: ${e.message}`));
   rmSync(userDataDir, { recursive: true, force: true });
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -9,8 +9,9 @@ A spec is ``key=value`` items joined by commas, e.g. ``run=ab12,startdelay=800,h
                     the MP4 the byte offset where segment K would start) until released;
 - ``fail=CODE:TEXT`` answers CODE for every request whose media path contains TEXT;
 - ``only=NAME``     serves a master playlist / MPD with only that rendition (e.g. 540p);
-- ``lose=N``        (collector proxy) forwards the first N event batches, then answers 503
-                    anyway, as a collector whose answer got lost would look to the player.
+- ``lose=N``        (collector proxy) for each of the first N distinct batch bodies, forwards
+                    it (so it is durable) but answers 503 the first time, as a collector
+                    whose answer got lost would look to the player; its retry must not count.
 
 Relative URLs in playlists keep the prefix, so every player carries the faults to every request.
 """

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
@@ -56,6 +57,8 @@ class Run:
     released: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
     batches: int = 0
+    # Bodies whose first answer was lost (lose=N): their retries are answered normally.
+    lost: set[bytes] = field(default_factory=set)
 
     def record(self, **entry: Any) -> dict[str, Any]:
         entry.setdefault("t_ms", now_ms())
@@ -203,8 +206,9 @@ async def _progressive(
 
 
 async def collector_proxy(request: web.Request) -> web.StreamResponse:
-    """Forwards to the collector; with ``lose=N`` the first N batches are forwarded (so they
-    are durable) but the page gets a 503, as if the answer was lost: its retry must not count."""
+    """Forwards to the collector; with ``lose=N`` the first N distinct batches are forwarded
+    (so they are durable) but the page gets a 503, as if the answer was lost: the retry of
+    the same batch must not count twice."""
     faults = _faults(request)
     run = _run(request, faults.run)
     config = request.app[CONFIG]
@@ -228,7 +232,9 @@ async def collector_proxy(request: web.Request) -> web.StreamResponse:
     entry = run.record(kind="collector", method=request.method, path=tail, upstream=status)
     if request.method == "POST":
         run.batches += 1
-        if run.batches <= faults.lose_batches:
+        digest = hashlib.sha256(body).digest()
+        if digest not in run.lost and len(run.lost) < faults.lose_batches:
+            run.lost.add(digest)
             entry["sent"] = 503
             return web.Response(status=503, text="injected", headers={"Retry-After": "1"})
     entry["sent"] = status

@@ -147,9 +147,13 @@ async def test_collector_proxy_forwards_then_loses_the_answer(
     upstream = await aiohttp_server(upstream_app)
     config = ServerConfig(media_dir=media_dir, collector_url=str(upstream.make_url("/")))
     client = await aiohttp_client(create_app(config))
-    first = await client.post("/c/run=c,lose=1/v1/events?key=k", data=b'{"events":[]}')
+    url = "/c/run=c,lose=2/v1/events?key=k"
+    first = await client.post(url, data=b'{"events":[1]}')
     assert first.status == 503
     assert first.headers["Retry-After"] == "1"
-    second = await client.post("/c/run=c,lose=1/v1/events?key=k", data=b'{"events":[]}')
-    assert second.status == 202
-    assert received == [b'{"events":[]}'] * 2  # the lost answer's batch did arrive
+    assert (await client.post(url, data=b'{"events":[1]}')).status == 202  # the retry
+    assert (await client.post(url, data=b'{"events":[2]}')).status == 503
+    assert (await client.post(url, data=b'{"events":[2]}')).status == 202
+    assert (await client.post(url, data=b'{"events":[3]}')).status == 202  # past N
+    # The lost answers' batches did arrive: each is in the collector twice.
+    assert received == [b'{"events":[1]}'] * 2 + [b'{"events":[2]}'] * 2 + [b'{"events":[3]}']

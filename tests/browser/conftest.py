@@ -1,0 +1,103 @@
+"""Session fixtures of the browser tests: topics, collector, processor, Prometheus, media
+server; and the accuracy table (SDK value minus on-screen truth) printed at the end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.browser.harness import (
+    REPO,
+    ViewsReader,
+    check_tools,
+    start_collector,
+    start_media_server,
+)
+from tests.integration.conftest import fresh_topics, kafka_bootstrap, prometheus
+from tests.integration.pipeline import PrometheusServer, free_port, start_worker
+
+__all__ = ["kafka_bootstrap", "prometheus"]  # fixtures used here, shared with the integration tests
+
+RESULTS = REPO / ".local" / "browser-accuracy.json"
+_accuracy: list[dict[str, Any]] = []
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    org: str
+    key: str
+    collector_url: str
+    media_url: str
+    views: ViewsReader
+    prometheus: PrometheusServer
+
+
+@pytest.fixture(scope="session")
+def pipeline(
+    kafka_bootstrap: str, prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    check_tools()
+    workdir = tmp_path_factory.mktemp("browser")
+    topics = asyncio.run(fresh_topics(kafka_bootstrap))
+    org = f"sdk{uuid.uuid4().hex[:8]}"
+    key = f"key-{uuid.uuid4().hex}"
+    media_port = free_port()
+    media_url = f"http://127.0.0.1:{media_port}"
+    collector, collector_url = start_collector(topics, key, org, media_url, workdir)
+    worker = start_worker(topics, workdir, org, prometheus.write_url)
+    media = start_media_server(media_port, collector_url, key, org, workdir)
+    try:
+        yield Pipeline(
+            org=org,
+            key=key,
+            collector_url=collector_url,
+            media_url=media_url,
+            views=ViewsReader(kafka_bootstrap, topics.views_topic),
+            prometheus=prometheus,
+        )
+    finally:
+        media.stop()
+        exit_code = worker.stop()
+        collector.stop()
+        assert exit_code == 0, worker.tail()
+
+
+def record_accuracy(player: str, measure: str, sdk_ms: float, truth_ms: float) -> None:
+    _accuracy.append({"player": player, "measure": measure, "sdk_ms": sdk_ms, "truth_ms": truth_ms})
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown: per player and measure, the SDK's error against the on-screen truth."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        groups.setdefault((row["player"], row["measure"]), []).append(
+            row["sdk_ms"] - row["truth_ms"]
+        )
+    lines = [
+        "| player | measure | runs | mean error (ms) | worst error (ms) |",
+        "|---|---|---|---|---|",
+    ]
+    for (player, measure), errors in sorted(groups.items()):
+        worst = max(errors, key=abs)
+        mean = sum(errors) / len(errors)
+        lines.append(f"| {player} | {measure} | {len(errors)} | {mean:+.0f} | {worst:+.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _accuracy:
+        return
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(_accuracy, indent=1) + "\n")
+    table = accuracy_table(_accuracy)
+    RESULTS.with_suffix(".md").write_text(table)
+    terminalreporter.write_sep("-", "SDK accuracy: reported minus on-screen truth")
+    for line in table.splitlines():
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"(rows in {RESULTS.relative_to(REPO)})")
