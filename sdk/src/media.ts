@@ -1,5 +1,5 @@
 /** The `<video>` element side, shared by every adapter: play state, seeks, position, frames. */
-import type { ErrorFamily, PlayerProbe, ViewTracker } from './tracker.js';
+import type { ErrorFamily, PlayerProbe, Rendition, ViewTracker } from './tracker.js';
 
 export interface MediaListenOptions {
   /** Report `waiting` as a stall (off for Shaka, which stalls with playbackRate 0 instead). */
@@ -238,6 +238,53 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
       clearTimeout(fallback);
       if (ownPlay) video.play = ownPlay;
       else delete (video as Partial<HTMLVideoElement>).play;
+    },
+  };
+}
+
+/** The longest a selected rendition may wait for its first frame before it is taken as shown. */
+export const RENDITION_WAIT_MAX_MS = 30_000;
+
+/**
+ * For players that announce a rendition when they *select* it (Shaka `variantchanged`
+ * and `adaptation`, VHS `mediachange`): the content already buffered plays first, so the
+ * rendition is reported when its picture is on screen: at the `resize` to its size, or,
+ * when the size does not change, once the buffer ahead at selection time has played.
+ */
+export function renditionOnScreen(
+  video: HTMLVideoElement,
+  tracker: ViewTracker,
+): { announce(rendition: Rendition): void; off(): void } {
+  let pending: Rendition | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const apply = (): void => {
+    clearTimeout(timer);
+    if (pending) tracker.rendition(pending);
+    pending = undefined;
+  };
+  const onResize = (): void => {
+    if (pending?.height === video.videoHeight && (!pending.width || pending.width === video.videoWidth)) apply();
+  };
+  video.addEventListener('resize', onResize);
+  return {
+    announce(rendition) {
+      if (!tracker.hasStarted) {
+        // Before the first frame the selection is what will be shown first.
+        pending = undefined;
+        tracker.rendition(rendition);
+        return;
+      }
+      pending = rendition;
+      clearTimeout(timer);
+      const sameSize = rendition.height === video.videoHeight && (!rendition.width || rendition.width === video.videoWidth);
+      const wait = sameSize
+        ? ((bufferAhead(video) ?? 0) / (video.playbackRate || 1))
+        : RENDITION_WAIT_MAX_MS;
+      timer = setTimeout(apply, Math.min(RENDITION_WAIT_MAX_MS, wait));
+    },
+    off() {
+      clearTimeout(timer);
+      video.removeEventListener('resize', onResize);
     },
   };
 }

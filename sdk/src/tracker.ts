@@ -74,6 +74,8 @@ type State = 'idle' | 'starting' | 'playing' | 'paused' | 'closed';
 
 const QUARTILES = [25, 50, 75] as const;
 const FRAME_POLL_MS = 250;
+/** Position jumps shorter than this are the player's gap jumps, not the viewer's seeks. */
+export const MIN_SEEK_MS = 500;
 /** Waits shorter than this are not stalls (a freeze under ~250 ms is not seen as one). */
 export const MIN_STALL_MS = 250;
 /** The frozen-frame check is off in the last seconds of a VOD (see pollFrames). */
@@ -298,7 +300,10 @@ export class ViewTracker implements Tracker {
     this.seek = undefined;
     const now = this.rt.monotonic();
     this.lastFrameAdvance = now;
-    this.emit('seek', { from: seek.from, to: toMs, seek_latency: Math.max(0, now - seek.since) });
+    // Players jump small gaps by setting currentTime (hls.js over holes and on stalls,
+    // Shaka's gap jumping); a viewer's seek moves further.
+    const playerJump = seek.from !== undefined && toMs !== undefined && Math.abs(toMs - seek.from) < MIN_SEEK_MS;
+    if (!playerJump) this.emit('seek', { from: seek.from, to: toMs, seek_latency: Math.max(0, now - seek.since) });
     if (seek.stallEnded) this.stallEnd();
   }
 

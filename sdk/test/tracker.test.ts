@@ -261,6 +261,19 @@ describe('view tracker', () => {
     assert.ok((events[3]!.event_time as number) - (events[2]!.event_time as number) === duration);
   });
 
+  it('takes a position jump under 500 ms for the player jumping a gap, not a seek', async () => {
+    const t = setup();
+    t.tracker.playRequested();
+    t.tracker.playing();
+    await t.clock.advance(1000);
+    t.tracker.seekStart(1000);
+    t.tracker.seekEnd(1180);
+    t.tracker.seekStart(2000);
+    t.tracker.seekEnd(9000);
+    const seeks = (await t.sent()).filter((e) => e.event_type === 'seek');
+    assert.deepEqual(seeks.map((e) => t.data(e).to), [9000]);
+  });
+
   it('ignores seeks before the first frame (start-gap nudges are startup, not the viewer)', async () => {
     const t = setup();
     t.tracker.playRequested();

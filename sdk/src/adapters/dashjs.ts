@@ -5,7 +5,7 @@
  */
 import type { Client } from '../client.js';
 import { listenMedia, mediaProbe, withCleanup } from '../media.js';
-import { type ErrorFamily, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
+import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface DashRepresentation {
   bandwidth: number;
@@ -39,6 +39,19 @@ export function dashErrorFamily(code: number | undefined, message = ''): ErrorFa
   return 'other';
 }
 
+/** dash.js getters throw until a source is attached ("You must first call attachSource()"). */
+function ask<T>(getter: () => T): T | undefined {
+  try {
+    return getter();
+  } catch {
+    return undefined;
+  }
+}
+
+function representationRendition(r: DashRepresentation): Rendition {
+  return { bitrate: r.bandwidth, width: r.width, height: r.height, framerate: r.frameRate || undefined };
+}
+
 export function trackDashJs(
   client: Client,
   player: DashPlayerLike,
@@ -47,31 +60,27 @@ export function trackDashJs(
 ): Tracker {
   const tracker = new ViewTracker(
     client,
-    { name: 'dash.js', version: player.getVersion?.(), frozenFrameMs: DASH_FROZEN_FRAME_MS },
+    { name: 'dash.js', version: ask(() => player.getVersion?.()), frozenFrameMs: DASH_FROZEN_FRAME_MS },
     mediaProbe(video, {
       rendition: () => {
-        const r = player.getCurrentRepresentationForType?.('video');
-        return r ? { bitrate: r.bandwidth, width: r.width, height: r.height, framerate: r.frameRate || undefined } : undefined;
+        const r = ask(() => player.getCurrentRepresentationForType?.('video'));
+        return r ? representationRendition(r) : undefined;
       },
-      sourceUrl: () => {
-        const source = player.getSource?.();
-        return typeof source === 'string' ? source : video.currentSrc || undefined;
-      },
+      sourceUrl: () => currentSource() ?? (video.currentSrc || undefined),
     }),
     options,
   );
-  const currentSource = (): string | undefined => {
-    const s = player.getSource?.();
+  function currentSource(): string | undefined {
+    const s = ask(() => player.getSource?.());
     return typeof s === 'string' ? s : undefined;
-  };
+  }
   let source = currentSource();
   const listeners: [string, (event: never) => void][] = [
     [
       'qualityChangeRendered',
       (e: { mediaType: string; newRepresentation?: DashRepresentation }) => {
         if (e.mediaType !== 'video' || !e.newRepresentation) return;
-        const r = e.newRepresentation;
-        tracker.rendition({ bitrate: r.bandwidth, width: r.width, height: r.height, framerate: r.frameRate || undefined });
+        tracker.rendition(representationRendition(e.newRepresentation));
       },
     ],
     [

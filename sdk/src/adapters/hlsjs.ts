@@ -37,6 +37,7 @@ const LEVEL_SWITCHED = 'hlsLevelSwitched';
 const ERROR = 'hlsError';
 const MANIFEST_PARSED = 'hlsManifestParsed';
 const MANIFEST_LOADING = 'hlsManifestLoading';
+const STALL_REPORTS = new Set(['bufferStalledError', 'bufferNudgeOnStall', 'bufferSeekOverHole']);
 
 export function hlsErrorFamily(data: Pick<HlsErrorData, 'type' | 'details'>): ErrorFamily {
   if (/^(manifest|level)/i.test(data.details)) return 'manifest';
@@ -74,6 +75,8 @@ export function trackHlsJs(client: Client, hls: HlsLike, video: HTMLVideoElement
     [
       ERROR,
       (_e, data: HlsErrorData) => {
+        // Reports of what hls.js does about a stall (the stall itself is a stall_start).
+        if (!data.fatal && STALL_REPORTS.has(data.details)) return;
         tracker.error({
           fatal: data.fatal,
           family: hlsErrorFamily(data),

@@ -4,7 +4,7 @@
  * variant track on `adaptation` / `variantchanged`.
  */
 import type { Client } from '../client.js';
-import { listenMedia, mediaProbe, withCleanup } from '../media.js';
+import { listenMedia, mediaProbe, renditionOnScreen, withCleanup } from '../media.js';
 import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface ShakaTrack {
@@ -78,9 +78,10 @@ export function trackShaka(
   let asset = player.getAssetUri?.() ?? undefined;
   // While Shaka buffers, the element may still fire `playing` at playbackRate 0.
   const media = listenMedia(video, tracker, { stalls: false, errors: false, playingGate: () => !buffering });
+  const onScreen = renditionOnScreen(video, tracker);
   const rendition = (): void => {
     const active = activeRendition(player);
-    if (active) tracker.rendition(active);
+    if (active) onScreen.announce(active);
   };
   const listeners: [string, (event: Event) => void][] = [
     [
@@ -118,7 +119,7 @@ export function trackShaka(
     ],
   ];
   for (const [name, fn] of listeners) player.addEventListener(name, fn);
-  return withCleanup(tracker, media.off, () => {
+  return withCleanup(tracker, media.off, onScreen.off, () => {
     for (const [name, fn] of listeners) player.removeEventListener(name, fn);
   });
 }

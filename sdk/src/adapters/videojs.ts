@@ -6,7 +6,7 @@
  * one plays, so it is not used.
  */
 import type { Client } from '../client.js';
-import { listenMedia, mediaProbe, withCleanup } from '../media.js';
+import { listenMedia, mediaProbe, renditionOnScreen, withCleanup } from '../media.js';
 import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface VhsPlaylist {
@@ -77,9 +77,10 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   );
 
   let hooked: Vhs | undefined;
+  const onScreen = renditionOnScreen(video, tracker);
   const onMediaChange = (): void => {
     const rendition = playlistRendition(hooked);
-    if (rendition) tracker.rendition(rendition);
+    if (rendition) onScreen.announce(rendition);
   };
   const hookVhs = (): void => {
     const vhs = techOf(player)?.vhs;
@@ -122,7 +123,7 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
     return play.call(this);
   };
   const media = listenMedia(video, tracker, { errors: false, sourceChanges: false });
-  return withCleanup(tracker, media.off, () => {
+  return withCleanup(tracker, media.off, onScreen.off, () => {
     for (const [name, fn] of playerEvents) player.off(name, fn);
     hooked?.playlists?.off?.('mediachange', onMediaChange);
     if (ownPlay) player.play = ownPlay;
