@@ -31,6 +31,7 @@ export interface ShakaPlayerLike {
   removeEventListener(type: string, listener: (event: Event) => void): void;
   getVariantTracks(): ShakaTrack[];
   getAssetUri?(): string | null;
+  load?(...args: unknown[]): Promise<unknown>;
   isBuffering?(): boolean;
   constructor: { version?: string };
 }
@@ -46,6 +47,8 @@ const CATEGORY_FAMILY: Record<number, ErrorFamily> = {
   7: 'other',
 };
 const CRITICAL = 2;
+// LOAD_INTERRUPTED, OPERATION_ABORTED: a newer load() replaced this one; not a failure.
+const INTERRUPTED = new Set([7000, 7001]);
 
 export function shakaErrorFamily(category: number | undefined): ErrorFamily {
   return (category !== undefined && CATEGORY_FAMILY[category]) || 'other';
@@ -79,6 +82,14 @@ export function trackShaka(
   // While Shaka buffers, the element may still fire `playing` at playbackRate 0.
   const media = listenMedia(video, tracker, { stalls: false, errors: false, playingGate: () => !buffering });
   const onScreen = renditionOnScreen(video, tracker);
+  const report = (detail: ShakaError): void =>
+    tracker.error({
+      fatal: detail.severity === CRITICAL,
+      family: shakaErrorFamily(detail.category),
+      code: detail.code,
+      message: detail.message,
+      context: { category: detail.category, severity: detail.severity },
+    });
   const rendition = (): void => {
     const active = activeRendition(player);
     if (active) onScreen.announce(active);
@@ -106,20 +117,26 @@ export function trackShaka(
     ],
     [
       'error',
-      (event) => {
-        const detail = (event as Event & { detail?: ShakaError }).detail ?? {};
-        tracker.error({
-          fatal: detail.severity === CRITICAL,
-          family: shakaErrorFamily(detail.category),
-          code: detail.code,
-          message: detail.message,
-          context: { category: detail.category, severity: detail.severity },
-        });
-      },
+      (event) => report((event as Event & { detail?: ShakaError }).detail ?? {}),
     ],
   ];
   for (const [name, fn] of listeners) player.addEventListener(name, fn);
+  // A failed load() (manifest 404, unsupported content) rejects its promise and fires no
+  // `error` event.
+  const ownLoad = Object.prototype.hasOwnProperty.call(player, 'load') ? player.load : undefined;
+  const load = player.load;
+  if (typeof load === 'function') {
+    player.load = function (this: ShakaPlayerLike, ...args: unknown[]) {
+      return load.apply(this, args).catch((error: unknown) => {
+        const detail = (error ?? {}) as ShakaError;
+        if (!INTERRUPTED.has(detail.code ?? -1)) report({ ...detail, severity: detail.severity ?? CRITICAL });
+        throw error;
+      });
+    };
+  }
   return withCleanup(tracker, media.off, onScreen.off, () => {
     for (const [name, fn] of listeners) player.removeEventListener(name, fn);
+    if (ownLoad) player.load = ownLoad;
+    else if (typeof load === 'function') delete (player as Partial<ShakaPlayerLike>).load;
   });
 }
