@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from ingest.topics import TopicsConfig, ensure_topics
 from tests.browser.harness import (
     REPO,
     ViewsReader,
@@ -19,12 +20,21 @@ from tests.browser.harness import (
     start_collector,
     start_media_server,
 )
-from tests.integration.conftest import fresh_topics, kafka_bootstrap, prometheus
-from tests.integration.pipeline import PrometheusServer, free_port, start_worker
+from tests.integration.conftest import _delete_topics, _list_topics, kafka_bootstrap, prometheus
+from tests.integration.pipeline import (
+    ProcessorWorker,
+    PrometheusServer,
+    free_port,
+    processor_env,
+    wait_for,
+)
 
 __all__ = ["kafka_bootstrap", "prometheus"]  # fixtures used here, shared with the integration tests
 
 RESULTS = REPO / ".local" / "browser-accuracy.json"
+# Not "test.": on the shared broker, every other test session deletes the test.* topics
+# created while it ran (tests/integration/conftest.py), which took this session's away.
+PREFIX = "sdkbrowser"
 _accuracy: list[dict[str, Any]] = []
 
 
@@ -44,13 +54,28 @@ def pipeline(
 ) -> Iterator[Pipeline]:
     check_tools()
     workdir = tmp_path_factory.mktemp("browser")
-    topics = asyncio.run(fresh_topics(kafka_bootstrap))
+    suffix = uuid.uuid4().hex[:10]
+    topics = TopicsConfig(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        raw_topic=f"{PREFIX}.raw.{suffix}",
+        raw_partitions=1,
+        rejected_topic=f"{PREFIX}.rejected.{suffix}",
+        rejected_partitions=1,
+        views_topic=f"{PREFIX}.views.{suffix}",
+        control_topic=f"{PREFIX}.control.{suffix}",
+    )
+    asyncio.run(ensure_topics(topics))
     org = f"sdk{uuid.uuid4().hex[:8]}"
     key = f"key-{uuid.uuid4().hex}"
     media_port = free_port()
     media_url = f"http://127.0.0.1:{media_port}"
     collector, collector_url = start_collector(topics, key, org, media_url, workdir)
-    worker = start_worker(topics, workdir, org, prometheus.write_url)
+    app_id = f"{PREFIX}-{suffix}"
+    env = processor_env(
+        topics, app_id=app_id, data_dir=workdir / "worker", remote_write_url=prometheus.write_url
+    )
+    worker = ProcessorWorker(env, workdir / "worker.log")
+    wait_for("processor healthy", worker.healthy, 60)
     media = start_media_server(media_port, collector_url, key, org, workdir)
     try:
         yield Pipeline(
@@ -65,6 +90,8 @@ def pipeline(
         media.stop()
         exit_code = worker.stop()
         collector.stop()
+        mine = [t for t in asyncio.run(_list_topics(kafka_bootstrap)) if suffix in t]
+        asyncio.run(_delete_topics(kafka_bootstrap, mine))
         assert exit_code == 0, worker.tail()
 
 
