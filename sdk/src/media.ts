@@ -174,12 +174,12 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   };
   // The app's play() is the play intent; the element's `play` event is a task queued
   // after it, late on a busy page.
-  const ownPlay = Object.prototype.hasOwnProperty.call(video, 'play') ? video.play : undefined;
-  const elementPlay = video.play;
-  video.play = function (this: HTMLVideoElement) {
-    playIntent();
-    return elementPlay.call(this);
-  };
+  const restorePlay = wrapMethod(video, 'play', (play) =>
+    function (this: unknown, ...args: unknown[]) {
+      playIntent();
+      return play.apply(this, args);
+    },
+  );
   const handlers: Record<string, () => void> = {
     play: playIntent,
     playing,
@@ -236,8 +236,7 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
     off: () => {
       for (const [name, fn] of Object.entries(handlers)) video.removeEventListener(name, fn);
       clearTimeout(fallback);
-      if (ownPlay) video.play = ownPlay;
-      else delete (video as Partial<HTMLVideoElement>).play;
+      restorePlay();
     },
   };
 }
@@ -286,6 +285,24 @@ export function renditionOnScreen(
       clearTimeout(timer);
       video.removeEventListener('resize', onResize);
     },
+  };
+}
+
+type Method = (...args: unknown[]) => unknown;
+
+/**
+ * Replaces `target[name]` on the instance by `wrap(original)`, for calls the player
+ * announces with no event; returns the function that puts the original back.
+ */
+export function wrapMethod(target: object, name: string, wrap: (original: Method) => Method): () => void {
+  const record = target as Record<string, unknown>;
+  const original = record[name];
+  if (typeof original !== 'function') return () => undefined;
+  const own = Object.prototype.hasOwnProperty.call(target, name);
+  record[name] = wrap(original as Method);
+  return () => {
+    if (own) record[name] = original;
+    else delete record[name];
   };
 }
 

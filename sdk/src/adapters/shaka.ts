@@ -4,7 +4,7 @@
  * variant track on `adaptation` / `variantchanged`.
  */
 import type { Client } from '../client.js';
-import { listenMedia, mediaProbe, renditionOnScreen, withCleanup } from '../media.js';
+import { listenMedia, mediaProbe, renditionOnScreen, withCleanup, wrapMethod } from '../media.js';
 import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface ShakaTrack {
@@ -31,7 +31,6 @@ export interface ShakaPlayerLike {
   removeEventListener(type: string, listener: (event: Event) => void): void;
   getVariantTracks(): ShakaTrack[];
   getAssetUri?(): string | null;
-  load?(...args: unknown[]): Promise<unknown>;
   isBuffering?(): boolean;
   constructor: { version?: string };
 }
@@ -123,20 +122,16 @@ export function trackShaka(
   for (const [name, fn] of listeners) player.addEventListener(name, fn);
   // A failed load() (manifest 404, unsupported content) rejects its promise and fires no
   // `error` event.
-  const ownLoad = Object.prototype.hasOwnProperty.call(player, 'load') ? player.load : undefined;
-  const load = player.load;
-  if (typeof load === 'function') {
-    player.load = function (this: ShakaPlayerLike, ...args: unknown[]) {
-      return load.apply(this, args).catch((error: unknown) => {
+  const restoreLoad = wrapMethod(player, 'load', (load) =>
+    function (this: unknown, ...args: unknown[]) {
+      return (load.apply(this, args) as Promise<unknown>).catch((error: unknown) => {
         const detail = (error ?? {}) as ShakaError;
         if (!INTERRUPTED.has(detail.code ?? -1)) report({ ...detail, severity: detail.severity ?? CRITICAL });
         throw error;
       });
-    };
-  }
-  return withCleanup(tracker, media.off, onScreen.off, () => {
+    },
+  );
+  return withCleanup(tracker, media.off, onScreen.off, restoreLoad, () => {
     for (const [name, fn] of listeners) player.removeEventListener(name, fn);
-    if (ownLoad) player.load = ownLoad;
-    else if (typeof load === 'function') delete (player as Partial<ShakaPlayerLike>).load;
   });
 }

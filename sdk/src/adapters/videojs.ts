@@ -6,7 +6,7 @@
  * one plays, so it is not used.
  */
 import type { Client } from '../client.js';
-import { listenMedia, mediaProbe, renditionOnScreen, withCleanup } from '../media.js';
+import { listenMedia, mediaProbe, renditionOnScreen, withCleanup, wrapMethod } from '../media.js';
 import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface VhsPlaylist {
@@ -28,7 +28,6 @@ interface VjsTech {
 
 /** The part of a Video.js player the adapter uses. */
 export interface VideoJsPlayerLike {
-  play(): Promise<void> | undefined;
   on(type: string, fn: () => void): void;
   off(type: string, fn: () => void): void;
   tech(safety?: unknown): VjsTech | undefined;
@@ -116,17 +115,15 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   hookVhs();
   // player.play() waits for VHS to load its playlists before it calls the element's
   // play(), so the element's `play` comes late: the play intent is the player's play().
-  const ownPlay = Object.prototype.hasOwnProperty.call(player, 'play') ? player.play : undefined;
-  const play = player.play;
-  player.play = function (this: VideoJsPlayerLike) {
-    tracker.playRequested();
-    return play.call(this);
-  };
+  const restorePlay = wrapMethod(player, 'play', (play) =>
+    function (this: unknown, ...args: unknown[]) {
+      tracker.playRequested();
+      return play.apply(this, args);
+    },
+  );
   const media = listenMedia(video, tracker, { errors: false, sourceChanges: false });
-  return withCleanup(tracker, media.off, onScreen.off, () => {
+  return withCleanup(tracker, media.off, onScreen.off, restorePlay, () => {
     for (const [name, fn] of playerEvents) player.off(name, fn);
     hooked?.playlists?.off?.('mediachange', onMediaChange);
-    if (ownPlay) player.play = ownPlay;
-    else delete (player as Partial<VideoJsPlayerLike>).play;
   });
 }
