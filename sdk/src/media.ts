@@ -19,6 +19,8 @@ export interface MediaListenOptions {
 export interface MediaListener {
   /** Playback runs: the first frame is taken from the next presented frame. */
   playing(): void;
+  /** The app asked to play (a play() call, and what it returned); the view starts if the element confirms it. */
+  noteIntent(result?: unknown): void;
   off(): void;
 }
 
@@ -29,6 +31,9 @@ interface FrameMetadata {
 type FrameVideo = HTMLVideoElement & {
   requestVideoFrameCallback?(cb: (now: number, meta: FrameMetadata) => void): number;
 };
+
+/** A play() call dates the `play` event that follows within this window. */
+export const INTENT_WINDOW_MS = 10_000;
 
 /** A first frame not seen by requestVideoFrameCallback by then (hidden tab) is taken from `playing`. */
 export const FIRST_FRAME_FALLBACK_MS = 1000;
@@ -151,8 +156,23 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
       if (tracker.isStarting && !video.paused) tracker.playing(at);
     });
   };
+  // The app's play() is the moment of the play request, but only the element's `play`
+  // event (a task queued after it, late on a busy page) says that playback goes ahead:
+  // a play() refused by the autoplay policy starts no view.
+  let intentAt: number | undefined;
+  const noteIntent = (result?: unknown): void => {
+    intentAt ??= tracker.monotonic();
+    // A refused play() (autoplay policy, no source) leaves no intent behind.
+    if (result instanceof Promise) {
+      result.then(undefined, () => {
+        if (!tracker.isStarting) intentAt = undefined;
+      });
+    }
+  };
   const playIntent = (): void => {
-    tracker.playRequested();
+    const at = intentAt !== undefined && tracker.monotonic() - intentAt < INTENT_WINDOW_MS ? intentAt : undefined;
+    intentAt = undefined;
+    tracker.playRequested(at);
     awaitFirstFrame();
   };
   const playing = (): void => {
@@ -176,8 +196,10 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   // after it, late on a busy page.
   const restorePlay = wrapMethod(video, 'play', (play) =>
     function (this: unknown, ...args: unknown[]) {
-      playIntent();
-      return play.apply(this, args);
+      noteIntent();
+      const result = play.apply(this, args);
+      noteIntent(result);
+      return result;
     },
   );
   const handlers: Record<string, () => void> = {
@@ -233,6 +255,7 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   }
   return {
     playing,
+    noteIntent,
     off: () => {
       for (const [name, fn] of Object.entries(handlers)) video.removeEventListener(name, fn);
       clearTimeout(fallback);

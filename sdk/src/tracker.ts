@@ -134,8 +134,11 @@ export class ViewTracker implements Tracker {
     this.readyAt ??= this.rt.monotonic();
   }
 
-  /** Play intent: play() called, autoplay, or the play button. */
-  playRequested(): void {
+  /**
+   * Play intent: play() called, autoplay, or the play button. `atMonotonic` dates it
+   * from the call that preceded the confirmation (the app's play(), before `play`).
+   */
+  playRequested(atMonotonic?: number): void {
     if (this.destroyed) return;
     if (this.state === 'closed') this.newView();
     if (this.state !== 'idle') return;
@@ -143,10 +146,11 @@ export class ViewTracker implements Tracker {
       this.readySent = true;
       this.emit('playerready', { player_startup_time: Math.max(0, this.readyAt - this.attachedAt) });
     }
-    this.playRequestAt = this.rt.monotonic();
+    const now = this.rt.monotonic();
+    this.playRequestAt = Math.min(now, atMonotonic ?? now);
     this.watchSince = this.playRequestAt;
     this.state = 'starting';
-    this.emit('viewstart', {});
+    this.emit('viewstart', {}, this.rt.now() - (now - this.playRequestAt));
   }
 
   /** The tracker's monotonic clock (performance.now() in a page). */

@@ -285,6 +285,18 @@ describe('view tracker', () => {
     assert.deepEqual(await t.types(), ['viewstart', 'playing']);
   });
 
+  it('dates the play request from the app\'s play() call when the element confirms it late', async () => {
+    const t = setup();
+    const called = t.tracker.monotonic();
+    await t.clock.advance(90); // the element's `play` task runs late
+    t.tracker.playRequested(called);
+    await t.clock.advance(400);
+    t.tracker.playing();
+    const [start, first] = await t.sent();
+    assert.equal(t.data(first).video_startup_time, 490);
+    assert.equal((first!.event_time as number) - (start!.event_time as number), 490);
+  });
+
   it('backdates a first frame seen late to the presented frame time', async () => {
     const t = setup();
     t.tracker.playRequested();

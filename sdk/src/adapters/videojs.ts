@@ -115,13 +115,15 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   hookVhs();
   // player.play() waits for VHS to load its playlists before it calls the element's
   // play(), so the element's `play` comes late: the play intent is the player's play().
+  const media = listenMedia(video, tracker, { errors: false, sourceChanges: false });
   const restorePlay = wrapMethod(player, 'play', (play) =>
     function (this: unknown, ...args: unknown[]) {
-      tracker.playRequested();
-      return play.apply(this, args);
+      media.noteIntent();
+      const result = play.apply(this, args);
+      media.noteIntent(result);
+      return result;
     },
   );
-  const media = listenMedia(video, tracker, { errors: false, sourceChanges: false });
   return withCleanup(tracker, media.off, onScreen.off, restorePlay, () => {
     for (const [name, fn] of playerEvents) player.off(name, fn);
     hooked?.playlists?.off?.('mediachange', onMediaChange);
