@@ -24,11 +24,19 @@ class KeyRing:
         # Compare fixed-length digests so neither length nor content leaks through timing.
         self._digests = [(hashlib.sha256(k.encode()).digest(), org) for k, org in keys.items()]
 
-    def org_for(self, headers: Mapping[str, str]) -> str:
-        """Return the org of the key in ``X-API-Key`` or ``Authorization: Bearer``."""
+    def org_for(self, headers: Mapping[str, str], query: Mapping[str, str] | None = None) -> str:
+        """Return the org of the key in ``X-API-Key``, ``Authorization: Bearer`` or ``?key=``.
+
+        The query parameter exists for ``navigator.sendBeacon``, which cannot set headers;
+        the collector never logs request URLs (no access log), so the key stays out of logs.
+        """
         presented = _presented_key(headers)
+        if presented is None and query is not None and query.get("key", "").strip():
+            presented = query["key"].strip()
         if presented is None:
-            raise UnauthorizedError("missing ingest key: send X-API-Key or Authorization: Bearer")
+            raise UnauthorizedError(
+                "missing ingest key: send X-API-Key, Authorization: Bearer or ?key="
+            )
         return self.org_for_key(presented)
 
     def org_for_key(self, presented: str) -> str:

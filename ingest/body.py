@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import zlib
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ingest.errors import (
     BodyTooLargeError,
+    ForbiddenOriginError,
     MalformedBodyError,
     TooManyEventsError,
     UnsupportedMediaTypeError,
@@ -50,12 +52,34 @@ def decompress(request: web.Request, body: bytes, max_bytes: int) -> bytes:
     return out
 
 
+# text/plain is what navigator.sendBeacon and a no-preflight keepalive fetch can send
+# cross-origin (a CORS-safelisted type); the body is still the JSON batch.
+ACCEPTED_CONTENT_TYPES = frozenset({"application/json", "text/plain"})
+
+
 def check_content_type(request: web.Request) -> None:
-    if request.content_type != "application/json":
-        raise UnsupportedMediaTypeError("Content-Type must be application/json")
+    if request.content_type not in ACCEPTED_CONTENT_TYPES:
+        raise UnsupportedMediaTypeError(
+            "Content-Type must be application/json (or text/plain holding the JSON batch)"
+        )
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip"):
         raise UnsupportedMediaTypeError("Content-Encoding must be gzip or absent")
+
+
+def check_simple_request_origin(request: web.Request, allowed: tuple[str, ...]) -> None:
+    """Refuse a text/plain post from a page the CORS policy does not allow.
+
+    Browsers send text/plain cross-origin without a preflight, so the CORS allow-list
+    alone would not stop another site's pages from posting; this restores the check the
+    preflight makes for application/json. Same-origin pages are always allowed.
+    """
+    origin = request.headers.get("Origin")
+    if request.content_type != "text/plain" or origin is None or "*" in allowed:
+        return
+    if origin in allowed or urlsplit(origin).netloc == request.host:
+        return
+    raise ForbiddenOriginError("this origin may not post events (INGEST_CORS_ORIGINS)")
 
 
 def _reject_constant(name: str) -> NoReturn:

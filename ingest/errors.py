@@ -4,6 +4,7 @@ IngestError
 ├── ConfigError               bad settings; the process refuses to start
 └── RequestError              answered to the client as JSON {"error", "message"}
     ├── UnauthorizedError             401
+    ├── ForbiddenOriginError          403 (text/plain post from an origin CORS does not allow)
     ├── MalformedBodyError            400
     ├── BodyTooLargeError             413
     ├── TooManyEventsError            413
@@ -41,6 +42,11 @@ class RequestError(IngestError):
 class UnauthorizedError(RequestError):
     http_status = 401
     code = "unauthorized"
+
+
+class ForbiddenOriginError(RequestError):
+    http_status = 403
+    code = "forbidden_origin"
 
 
 class MalformedBodyError(RequestError):

@@ -13,7 +13,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ingest.auth import KeyRing
-from ingest.body import check_content_type, decompress, parse_events, read_body
+from ingest.body import (
+    check_content_type,
+    check_simple_request_origin,
+    decompress,
+    parse_events,
+    read_body,
+)
 from ingest.config import IngestConfig
 from ingest.errors import RequestError, UnauthorizedError
 from ingest.limits import InFlightLimit, OrgRateLimit
@@ -90,8 +96,9 @@ async def post_events(request: web.Request) -> web.Response:
     """``POST /v1/events``: validate each event, publish, answer after Kafka acked."""
     state = request.app[STATE]
     config = state.config
-    org = None if config.auth_disabled else state.keys.org_for(request.headers)
+    org = None if config.auth_disabled else state.keys.org_for(request.headers, request.query)
     check_content_type(request)
+    check_simple_request_origin(request, config.cors_origins)
     body = await read_body(request, config.max_body_bytes)
     body = decompress(request, body, config.max_decompressed_bytes)
     events = parse_events(body, config.max_events_per_batch)

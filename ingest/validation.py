@@ -4,9 +4,10 @@ Pure functions: given one decoded JSON event, the authenticated organisation and
 current time, return either the Avro-ready record or *every* field error found. One
 bad event never affects its neighbours; the caller decides what to do with each.
 
-The accepted contract is the original OpenQoE SDK's envelope and its 12 event types
-(``docs/events.md``), including the spellings real adapters send (``qualitychange``)
-and ``null`` for "not known". Unknown fields are kept as JSON in ``extra_json``.
+The accepted contract is the original OpenQoE SDK's envelope and its 12 event types,
+plus ``view_end`` and the per-view ``sequence`` of this project's SDK (``docs/events.md``),
+including the spellings real adapters send (``qualitychange``) and ``null`` for "not
+known". Unknown fields are kept as JSON in ``extra_json``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ EVENT_TYPES: Final = frozenset(
         "quartile",
         "heartbeat",
         "quality_change",
+        # The SDK's explicit end of a view (page unload, player destroyed, new source), so
+        # the view closes at once instead of after the inactivity timeout.
+        "view_end",
     }
 )
 # Spellings that real SDK adapters send for the same events (reference §1.3, §1.6).
@@ -298,6 +302,8 @@ _DATA_FIELDS: Final[dict[str, tuple[str, Coerce]]] = {
     "quartile": ("quartile", _quartile),
     "watch_time": ("watch_time", _number),
     "dropped_frames": ("dropped_frames", _count),
+    "reason": ("reason", _label),
+    "player_state": ("player_state", _label),
 }
 # The same tables with each field's error path ("device.name", "data.bitrate") built once.
 _CONTEXT_SPECS: Final = {
@@ -321,7 +327,7 @@ _IDS: Final = (
 )
 _OPTIONAL_LABELS: Final = ("env", "app_name", "app_version")
 _KNOWN_TOP: Final = frozenset(
-    {"event_id", "event_type", "event_time", "viewer_time", "playback_time", "data"}
+    {"event_id", "event_type", "event_time", "viewer_time", "playback_time", "data", "sequence"}
     | {name for name, _ in _IDS}
     | set(_OPTIONAL_LABELS)
     | set(_CONTEXT_OBJECTS)
@@ -468,6 +474,8 @@ def validate_event(
             errors.add("event_id", "too_long", f"must be at most {MAX_ID_CHARS} characters")
         else:
             record["event_id"] = event_id
+    sequence = raw.get("sequence")
+    record["sequence"] = None if sequence is None else _count(sequence, "sequence", errors)
     for name in _OPTIONAL_LABELS:
         value = raw.get(name)
         record[name] = None if value is None else _label(value, name, errors)

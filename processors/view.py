@@ -6,7 +6,9 @@ same events give the same result wherever and whenever they are processed.
 Definitions (each cites reference/qoe-metrics.md):
 
 - **View** (§1.1, §7): starts with its first event (the play request, ``viewstart``), ends
-  on ``ended``, a fatal error, or after ``timeout`` without events (§7 recommends 60 min).
+  on ``ended``, a fatal error, the SDK's explicit ``view_end`` (page closed, player
+  destroyed, new source: end reason ``exited``), or after ``timeout`` without events (§7
+  recommends 60 min).
 - **Video startup time** (§1.2 "Video Startup Time", CTA-2066 ``initialStartupTime``): play
   request (``viewstart`` event time) to first frame (first ``playing``). Without a
   ``viewstart`` the player's own ``video_startup_time`` is used.
@@ -214,10 +216,16 @@ def apply_event(view: State, event: Mapping[str, Any], deltas: Deltas) -> str | 
         view["state"] = "playing"
         _set_rendition(view, data, data.get("bitrate"))
     elif kind == "heartbeat":
-        if not view["started"]:
-            _start(view, t, data)
-        if view["state"] in ("paused", "loading"):
-            view["state"] = "playing"
+        # The SDK keeps sending (slower) heartbeats while paused, so a long pause is not
+        # mistaken for an abandoned view; those must not resume the playing clock.
+        if data.get("player_state") == "paused":
+            if view["state"] == "playing":
+                view["state"] = "paused"
+        else:
+            if not view["started"]:
+                _start(view, t, data)
+            if view["state"] in ("paused", "loading"):
+                view["state"] = "playing"
         if data.get("bitrate") is not None:
             view["bitrate"] = data["bitrate"]
         if data.get("dropped_frames") is not None:
@@ -273,6 +281,8 @@ def apply_event(view: State, event: Mapping[str, Any], deltas: Deltas) -> str | 
             view["completion"] = max(view["completion"], data["completion_rate"])
         view["completion"] = max(view["completion"], 1.0) if view["started"] else view["completion"]
         return "ended"
+    elif kind == "view_end":
+        return "exited"
     elif kind == "error":
         family = data.get("error_family") or "unknown"
         if data.get("fatal") is False:

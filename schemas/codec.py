@@ -439,16 +439,23 @@ class SingleObjectCodec:
         return record
 
 
+def _player_event_older() -> list[dict[str, Any]]:
+    # Values written before v2 (sequence, data.reason, data.player_state) still decode.
+    return [load_schema("player_event.v1")]
+
+
 @cache
 def player_event_codec() -> SingleObjectCodec:
     """Codec for ``qoe.events.raw`` values."""
-    return SingleObjectCodec(load_schema("player_event"))
+    return SingleObjectCodec(load_schema("player_event"), older=_player_event_older())
 
 
 @cache
 def player_event_reader() -> SingleObjectCodec:
     """Codec for ``qoe.events.raw`` values that decodes timestamps as int milliseconds."""
-    return SingleObjectCodec(load_schema("player_event"), logical_types=False)
+    return SingleObjectCodec(
+        load_schema("player_event"), older=_player_event_older(), logical_types=False
+    )
 
 
 @cache

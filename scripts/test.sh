@@ -31,6 +31,15 @@ if ((rc == 3)); then # not running: this script starts it, so it also stops it
 else
   trap 'echo "[test] the Kafka broker was already running and keeps running"' EXIT
 fi
+# The player SDK: its toolchain and players are pinned in sdk/package-lock.json.
+if [[ ! -d sdk/node_modules ]]; then
+  npm ci --prefix sdk --no-audit --no-fund
+fi
+npm run --prefix sdk --silent lint
+npm run --prefix sdk --silent typecheck
+npm run --prefix sdk --silent test
+# The browser tests load sdk/dist (the script-tag bundle and the ESM entries).
+npm run --prefix sdk --silent build
 bash deploy/kafka-local.sh start
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
 .venv/bin/ruff check .

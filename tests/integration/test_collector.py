@@ -172,11 +172,19 @@ def gzip_bomb(decompressed_bytes: int) -> bytes:
             "unsupported_media_type",
         ),
         (
-            "text/plain",
-            {"Content-Type": "text/plain"},
+            "application/xml",
+            {"Content-Type": "application/xml"},
             b'{"events": []}',
             415,
             "unsupported_media_type",
+        ),
+        # text/plain is accepted (sendBeacon) but must still hold a valid batch.
+        (
+            "text/plain empty",
+            {"Content-Type": "text/plain"},
+            b'{"events": []}',
+            400,
+            "malformed_body",
         ),
         ("no key", {"X-API-Key": ""}, b'{"events": []}', 401, "unauthorized"),
         ("wrong key", {"X-API-Key": "nope"}, b'{"events": []}', 401, "unauthorized"),
@@ -272,7 +280,7 @@ async def test_cors_preflight_and_headers_on_every_answer(make_collector: Collec
     # Errors carry CORS headers too, so a browser can read them (the original's 401 did not).
     for headers, status in [
         ({"Origin": origin, "X-API-Key": "wrong"}, 401),
-        ({**auth(), "Origin": origin, "Content-Type": "text/plain"}, 415),
+        ({**auth(), "Origin": origin, "Content-Type": "application/xml"}, 415),
         ({**auth(), "Origin": origin}, 202),
     ]:
         response = await client.post(

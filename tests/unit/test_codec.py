@@ -35,10 +35,10 @@ RECORD: dict[str, Any] = {
 # Changing these bytes breaks every consumer that reads the topic: bump the schema
 # deliberately (see schemas/README.md), then update.
 GOLDEN_PLAYER_EVENT = (
-    "c3017f08892cdc61af330206652d310e706c6179696e67008ef7f4b3ca6600c0f8f4b3ca6600146f72"
+    "c301f3af523474564a4b0206652d310e706c6179696e67008ef7f4b3ca6600c0f8f4b3ca6600146f72"
     "675f616263313233107765622d6d61696e10336136316232346202730276000000000000000000000002"
     "000000000200000000d0124341028014a00b000000000000000000000000000000000000000000000000"
-    "000000"
+    "000000000000"
 )
 GOLDEN_REJECTED = (
     "c301d06b25dc918bd960c0f8f4b3ca66000402146576656e745f747970650e6d697373696e6716697320"
@@ -118,6 +118,17 @@ def test_values_from_an_older_schema_resolve_to_the_current_one() -> None:
     assert decoded["view_id"] == RECORD["view_id"]
     with pytest.raises(UnknownSchemaError):
         SingleObjectCodec(current).decode(old_writer.encode(record))
+
+
+def test_values_written_with_player_event_v1_still_decode() -> None:
+    v1_writer = SingleObjectCodec(load_schema("player_event.v1"))
+    value = v1_writer.encode(dict(RECORD.items()))
+    assert value[:10].hex() == "c3017f08892cdc61af33"  # the v1 header, as released
+    for codec in (player_event_codec(), player_event_reader()):
+        decoded = codec.decode(value)
+        assert decoded["sequence"] is None
+        assert decoded["data"]["reason"] is None
+        assert decoded["data"]["bitrate"] == 2500000.0
 
 
 @pytest.mark.parametrize(
