@@ -9,7 +9,7 @@ processor computes the same view values as for SDK views (reference/qoe-metrics.
   ``viewstart`` (play intent), ``p`` -> ``playing`` (first frame, end of a stall), ``r``
   -> ``stall_start``, ``k`` -> ``seek`` and ``stall_start`` (the processor classes a stall
   right after a seek as a seek wait), ``a`` -> ``pause``, ``e`` -> ``ended``, ``f`` -> a
-  fatal ``error``, ``q`` -> ``pause`` (the view then ends by inactivity: quitting before
+  fatal ``error``, ``q`` (quit) -> ``view_end`` (the view ends at once; quitting before
   the first frame is an exit before video start);
 - an interval report (``e=t``) while playing -> ``heartbeat`` (bitrate, dropped frames);
 - a bitrate change (``e=bc``) -> ``quality_change``; an error (``e=e``) -> ``error``.
@@ -44,7 +44,7 @@ _STATE_EVENTS: Final[dict[str, tuple[str, ...]]] = {
     "a": ("pause",),
     "e": ("ended",),
     "f": ("error",),
-    "q": ("pause",),
+    "q": ("view_end",),
 }
 _ERROR_FAMILIES: Final = (
     ("manifest", ("MANIFEST", "PLAYLIST", "MPD")),
@@ -229,6 +229,8 @@ def to_events(record: Mapping[str, Any], text: str, context: Context) -> list[di
             data["bitrate"] = bitrate_kbps * 1000
         if kind == "quality_change" and bitrate_kbps is not None:
             data["new_bitrate"] = bitrate_kbps * 1000
+        if kind == "view_end":
+            data["reason"] = "quit"
         if kind == "heartbeat" and _int(record, "dfa") is not None:
             data["dropped_frames"] = _int(record, "dfa")
         if kind == "error":

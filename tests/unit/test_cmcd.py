@@ -96,7 +96,7 @@ def events_of(text: str) -> list[dict[str, Any]]:
         ("a", ["pause"]),
         ("e", ["ended"]),
         ("f", ["error"]),
-        ("q", ["pause"]),
+        ("q", ["view_end"]),
         ("w", []),
         ("d", []),
     ],
@@ -263,6 +263,6 @@ def test_startup_failure_and_exit_before_start() -> None:
     assert failed.summary["failed_before_start"]
     assert failed.summary["error_family"] == "manifest"
     quit_early = play([rec(0, "e=ps,sta=s", 0), rec(2000, "e=ps,sta=q", 1)])
-    quit_early.timeout(2000 + 60_000)
+    assert quit_early.summary["end_reason"] == "exited"  # at once, no inactivity timeout
     assert quit_early.summary["outcome"] == "exited_before_start"
     assert quit_early.summary["exited_before_start"]
