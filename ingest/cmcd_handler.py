@@ -89,7 +89,7 @@ async def _records(request: web.Request) -> list[str]:
     in_headers = header_record(request.headers)
     if in_headers is not None:
         return [in_headers]
-    if "CMCD" in request.query:
+    if request.query.get("CMCD", "").strip():
         return split_records(request.query["CMCD"])
     if request.method != "POST":
         raise MalformedBodyError("no CMCD data: send a CMCD= query or CMCD-* headers")
