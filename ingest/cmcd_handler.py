@@ -76,7 +76,7 @@ def _org(request: web.Request) -> str:
     key = request.match_info.get("key")
     if key:
         return state.keys.org_for_key(key)
-    return state.keys.org_for(request.headers)
+    return state.keys.org_for(request.headers, request.query)
 
 
 def _label(value: str | None) -> str | None:

@@ -113,6 +113,8 @@ async def test_refusals(make_collector: CollectorFactory) -> None:
     record = rec("e=ps,sta=s", 0)
     assert (await client.post("/v1/cmcd/wrong-key", data=record, headers=CMCD)).status == 401
     assert (await client.post("/v1/cmcd", data=record, headers=CMCD)).status == 401
+    as_query = await client.post(f"/v1/cmcd?key={TEST_KEY}", data=record, headers=CMCD)
+    assert as_query.status == 204  # the same key sources as /v1/events
     plain = await client.post(
         f"/v1/cmcd/{TEST_KEY}", data=record, headers={"Content-Type": "application/json"}
     )
