@@ -36,6 +36,10 @@ check() {
   if [[ $purpose == test ]]; then
     have node || missing+=("Node.js 18+|nodejs")
     have npm || missing+=("npm|npm")
+    # The player SDK's browser tests: Debian's Chromium (never a downloaded browser) and
+    # ffmpeg, which generates the test media.
+    [[ -x /usr/bin/chromium ]] || missing+=("Chromium at /usr/bin/chromium (the SDK's browser tests)|chromium")
+    have ffmpeg || missing+=("ffmpeg (generates the browser tests' media)|ffmpeg")
   fi
 }
 

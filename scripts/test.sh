@@ -40,6 +40,8 @@ npm run --prefix sdk --silent typecheck
 npm run --prefix sdk --silent test
 # The browser tests load sdk/dist (the script-tag bundle and the ESM entries).
 npm run --prefix sdk --silent build
+# Their test media, generated with ffmpeg once (cached in .local/media).
+.venv/bin/python -m tests.media.generate >/dev/null
 bash deploy/kafka-local.sh start
 export KAFKA_BOOTSTRAP_SERVERS=${KAFKA_BOOTSTRAP_SERVERS:-127.0.0.1:${KAFKA_PORT:-9092}}
 .venv/bin/ruff check .
