@@ -1,7 +1,8 @@
 """One message in, the writes and outputs it causes: the processor's decision logic.
 
-The Faust agent (``processors.agent``) looks up state, calls one of these functions and
-carries out the returned ``Step`` in a fixed order: **view first, then aggregate**.
+The batch step (``processors.batch``) looks up state, calls one of these functions per
+message and carries out the returned ``Step``s in a fixed order: **views first, then
+aggregates**.
 Both live in one table, so their changelog writes land, in that order, in the same
 changelog partition; if the aggregate write is durable, so is the view write.
 
