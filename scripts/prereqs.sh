@@ -8,6 +8,7 @@
 set -euo pipefail
 
 purpose=${1:-run}
+extra=${2:-} # "demo": also what run-local.sh's player demo pages need (Node.js, npm, ffmpeg)
 missing=() # "what|debian package"
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -33,13 +34,14 @@ check() {
   have mvn || missing+=("Maven 3.6+ (fetches the Kafka jars from Maven Central)|maven")
   have curl || missing+=("curl|curl")
   { have prometheus && have promtool; } || missing+=("Prometheus and promtool (the local metrics store)|prometheus")
-  if [[ $purpose == test ]]; then
+  if [[ $purpose == test || $extra == demo ]]; then
     have node || missing+=("Node.js 18+|nodejs")
     have npm || missing+=("npm|npm")
-    # The player SDK's browser tests: Debian's Chromium (never a downloaded browser) and
-    # ffmpeg, which generates the test media.
+    have ffmpeg || missing+=("ffmpeg (generates the test and demo media)|ffmpeg")
+  fi
+  if [[ $purpose == test ]]; then
+    # The player SDK's browser tests: Debian's Chromium, never a downloaded browser.
     [[ -x /usr/bin/chromium ]] || missing+=("Chromium at /usr/bin/chromium (the SDK's browser tests)|chromium")
-    have ffmpeg || missing+=("ffmpeg (generates the browser tests' media)|ffmpeg")
   fi
 }
 

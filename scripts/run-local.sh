@@ -8,9 +8,14 @@
 # when this script started it). KEEP_RUNNING=1 keeps the services up after the traffic,
 # until Ctrl-C.
 #
+# Player demo pages (sdk/demo, one per player: HTML5, Video.js, hls.js, dash.js, Shaka) are
+# served on :8090 with generated test media, reporting through the SDK to this collector:
+# play a video and its view shows up in Prometheus and on qoe.views. DEMO_PAGES=0 skips them
+# (they need Node.js/npm for the SDK bundle and ffmpeg for the media).
+#
 # Environment: DURATION (seconds of sample traffic, default 300), VIEWS (concurrent views, 20),
 # SPEED (traffic speed-up, 1 = real time), KEEP_RUNNING (0), INGEST_PORT (8080),
-# PROCESSOR_WEB_PORT (6066), PROMETHEUS_PORT (9090, or the next free port when 9090 is
+# PROCESSOR_WEB_PORT (6066), DEMO_PORT (8090), DEMO_PAGES (1), PROMETHEUS_PORT (9090, or the next free port when 9090 is
 # taken, e.g. by Debian's prometheus service), KAFKA_PORT (9092).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +27,8 @@ SPEED=${SPEED:-1}
 KEEP_RUNNING=${KEEP_RUNNING:-0}
 INGEST_PORT=${INGEST_PORT:-8080}
 PROCESSOR_WEB_PORT=${PROCESSOR_WEB_PORT:-6066}
+DEMO_PAGES=${DEMO_PAGES:-1}
+DEMO_PORT=${DEMO_PORT:-8090}
 export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:${KAFKA_PORT:-9092}
 DEMO_KEY=demo-ingest-key
 
@@ -29,7 +36,11 @@ log() { printf '[run-local] %s\n' "$*"; }
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Everything this needs is checked (or installed, as root) before anything starts.
-bash scripts/prereqs.sh run
+if [[ $DEMO_PAGES == 1 ]]; then
+  bash scripts/prereqs.sh run demo
+else
+  bash scripts/prereqs.sh run
+fi
 
 if [[ -z ${PROMETHEUS_PORT:-} ]]; then
   PROMETHEUS_PORT=9090
@@ -38,9 +49,11 @@ if [[ -z ${PROMETHEUS_PORT:-} ]]; then
   done
   ((PROMETHEUS_PORT == 9090)) || log "port 9090 is taken (Debian's prometheus service?); using $PROMETHEUS_PORT"
 fi
-for port in "$INGEST_PORT" "$PROCESSOR_WEB_PORT" "$PROMETHEUS_PORT"; do
+ports=("$INGEST_PORT" "$PROCESSOR_WEB_PORT" "$PROMETHEUS_PORT")
+[[ $DEMO_PAGES == 1 ]] && ports+=("$DEMO_PORT")
+for port in "${ports[@]}"; do
   if port_busy "$port"; then
-    log "port $port is already in use; stop what uses it or set INGEST_PORT / PROCESSOR_WEB_PORT / PROMETHEUS_PORT"
+    log "port $port is already in use; stop what uses it or set INGEST_PORT / PROCESSOR_WEB_PORT / PROMETHEUS_PORT / DEMO_PORT"
     exit 1
   fi
 done
@@ -118,9 +131,24 @@ wait_ready() { # name url log
   tail -20 "$3"
   exit 1
 }
+if [[ $DEMO_PAGES == 1 ]]; then
+  # The SDK bundle the pages load, and the players, pinned in sdk/package-lock.json.
+  [[ -d sdk/node_modules ]] || npm ci --prefix sdk --no-audit --no-fund --silent
+  [[ -f sdk/dist/openqoe.min.js ]] || npm run --prefix sdk --silent build >/dev/null
+  log "generating the demo media with ffmpeg (once, cached in .local/media)"
+  .venv/bin/python -m tests.media.generate >/dev/null
+  log "starting the player demo pages on 127.0.0.1:$DEMO_PORT (log: $STATE/demo.log)"
+  .venv/bin/python -m tests.media.server --port "$DEMO_PORT" \
+    --collector "http://127.0.0.1:$INGEST_PORT" --key "$DEMO_KEY" --org demo >"$STATE/demo.log" 2>&1 &
+  pids+=($!)
+fi
+
 wait_ready collector "http://127.0.0.1:$INGEST_PORT/ready" "$STATE/collector.log"
 wait_ready processor "http://127.0.0.1:$PROCESSOR_WEB_PORT/health" "$STATE/processor.log"
 wait_ready Prometheus "http://127.0.0.1:$PROMETHEUS_PORT/-/ready" "$STATE/prometheus.log"
+if [[ $DEMO_PAGES == 1 ]]; then
+  wait_ready "demo pages" "http://127.0.0.1:$DEMO_PORT/demo/index.html" "$STATE/demo.log"
+fi
 
 PROM=http://127.0.0.1:$PROMETHEUS_PORT
 UI=$PROM # Debian's package has only the classic web UI, under /classic
@@ -144,6 +172,14 @@ cat <<TXT
     raw events         .venv/bin/python -m schemas.tail qoe.events.raw
     dead letters       .venv/bin/python -m schemas.tail qoe.events.rejected --from-beginning
     logs               $STATE/*.log
+TXT
+if [[ $DEMO_PAGES == 1 ]]; then
+  cat <<TXT
+    player demo pages  http://127.0.0.1:$DEMO_PORT/demo/index.html   (HTML5, Video.js, hls.js, dash.js, Shaka: press play,
+                       and the view appears on qoe.views when it ends or the page closes; its org is "demo")
+TXT
+fi
+cat <<TXT
 
   Simulated traffic: $VIEWS players at a time for $DURATION s, speed ${SPEED}x. Each view is a
   1, 2 or 5 minute video: start-up of ~1 s (log-normal), heartbeats every 10 s, occasional stalls,

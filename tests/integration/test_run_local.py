@@ -39,7 +39,8 @@ def _port_free(port: int) -> bool:
 def test_run_local_links_work_qoe_series_exist_and_it_ends_by_itself(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    ports = {name: free_port() for name in ("INGEST_PORT", "PROCESSOR_WEB_PORT", "PROMETHEUS_PORT")}
+    names = ("INGEST_PORT", "PROCESSOR_WEB_PORT", "PROMETHEUS_PORT", "DEMO_PORT")
+    ports = {name: free_port() for name in names}
     env = {
         **os.environ,
         **{k: str(v) for k, v in ports.items()},
@@ -65,9 +66,14 @@ def test_run_local_links_work_qoe_series_exist_and_it_ends_by_itself(
                 timeout_s=180,
             )
             links = re.findall(r"http://127\.0\.0\.1:\d+[^\s]*", banner)
-            assert len(links) >= 9, banner
+            assert len(links) >= 10, banner
             for link in links:
                 assert _answers(link), f"{link} does not answer 200"
+            # The player demo pages, with the SDK bundle and a player they load.
+            demo = f"http://127.0.0.1:{ports['DEMO_PORT']}"
+            assert f"{demo}/demo/index.html" in links
+            for path in ("/demo/hlsjs.html", "/sdk/openqoe.min.js", "/media/hls/master.m3u8"):
+                assert _answers(demo + path), f"{demo}{path} does not answer 200"
             prometheus = f"http://127.0.0.1:{ports['PROMETHEUS_PORT']}"
 
             wanted = {"openqoe:concurrent_viewers:sum", "openqoe:views_started:rate5m"}
