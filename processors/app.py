@@ -222,6 +222,16 @@ class Processor:
             )
         return index
 
+    async def indexes_of(self, partitions: set[int]) -> list[PartitionIndex]:
+        """The indexes of ``partitions``, rebuilding missing ones one partition at a time
+        (a large partition takes a while to read; the web server and timers go on)."""
+        out = []
+        for partition in sorted(partitions):
+            if partition not in self.indexes:
+                await asyncio.sleep(0)
+            out.append(self.index(partition))
+        return out
+
     def process(self, tag: str, partition: int, messages: Sequence[tuple[int, bytes]]) -> None:
         """One run of consecutive messages of one topic partition (processors.drain)."""
         out = self.step.run(tag, partition, messages)
@@ -274,12 +284,12 @@ class Processor:
         }
         await self.drain.watch_stalls(tps)
         # A lagging partition's views may have events waiting: not idle, however old.
-        caught_up = [p for p in sorted(active) if not await self._backlog(p)]
+        caught_up = {p for p in active if not await self._backlog(p)}
         if self._busy():
             return
         async with self.drain.lock:
-            self.expiry.scan([self.index(p) for p in caught_up])
-            owned = [self.index(p) for p in active]
+            owned = await self.indexes_of(active)
+            self.expiry.scan([i for i in owned if i.partition in caught_up])
         self.metrics.views_kept.set(sum(i.views_kept for i in owned))
         self.metrics.views_open.set(sum(len(i.open_views) for i in owned))
 
@@ -289,7 +299,7 @@ class Processor:
                 return
             active = self._active_partitions()
             async with self.drain.lock:
-                indexes = [self.index(p) for p in sorted(active)]
+                indexes = await self.indexes_of(active)
             await self.exporter.flush(indexes)
             for partition in active:
                 backlog = await self._backlog(partition)

@@ -10,9 +10,9 @@ message is lost for good and its view's counts with it.
 ``Offsets`` knows, per owned topic partition, the next offset the drain must see: the
 group's committed offset when the partition was assigned, then one past each message
 handled. When a later offset arrives, ``MessageReader`` reads the missing ones straight
-from Kafka so the drain processes them first, and they are marked acknowledged in faust's consumer so
-its commit can move on. A message seen again after a hole was filled is a replay, which
-the processor already counts once (processors.step, processors.batch).
+from Kafka so the drain processes them first, and they are marked acknowledged in
+faust's consumer so its commit can move on. A message seen again after a hole was filled
+is a replay, which the processor already counts once (processors.step, processors.batch).
 """
 
 from __future__ import annotations

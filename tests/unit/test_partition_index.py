@@ -31,7 +31,8 @@ def test_open_views_come_due_at_the_timeout_closed_ones_at_the_retention() -> No
     assert index.due(61_000 + RETRY_MS) == [(b"v|a", True)]
     assert index.due(121_499) == []
     assert index.due(121_500) == [(b"v|b", False)]
-    assert index.views_kept == 2 and list(index.open_views) == [b"v|a"]
+    assert index.views_kept == 2
+    assert list(index.open_views) == [b"v|a"]
 
 
 def test_a_view_written_again_is_due_at_its_new_deadline_only() -> None:
@@ -45,7 +46,8 @@ def test_a_view_written_again_is_due_at_its_new_deadline_only() -> None:
     assert index.due(150_000) == [(b"v|a", False)]
     index.note_view(b"v|a", None, TIMEOUT, RETENTION)  # purged
     assert index.due(10**9) == []
-    assert index.views_kept == 0 and not index.open_views
+    assert index.views_kept == 0
+    assert not index.open_views
 
 
 def test_a_scan_looks_only_at_the_buckets_that_are_due() -> None:
