@@ -425,6 +425,7 @@ def batched_main(bootstrap: str, topic: str, expected: int, datadir: str) -> Non
     from rocksdict import Rdict
 
     from processors.dims import DimensionCaps
+    from processors.state_codec import decode_view, encode_view
     from processors.step import on_event
     from schemas import player_event_reader
 
@@ -480,14 +481,14 @@ def batched_main(bootstrap: str, topic: str, expected: int, datadir: str) -> Non
                         view = views.get(key)
                         if view is None:
                             stored = db.get(key)
-                            view = json.loads(stored) if stored is not None else None
+                            view = None if stored is None else decode_view(key[2:], stored)
                         step = on_event(view, -1, event, record.offset, tp.partition, labels)
                         if step.view is not None:
                             views[key] = step.view
                             dirty[key] = (tp.partition, step.view)
                         count += 1
                 for key, (partition, view) in dirty.items():
-                    value = json.dumps(view).encode()
+                    value = encode_view(view)
                     db[key] = value
                     await producer.send(
                         f"{name}-changelog", value, key=key.encode(), partition=partition
