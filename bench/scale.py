@@ -319,7 +319,10 @@ def one_probe(
     probe: dict[str, Any] = {"org": org, "at": started, "status": status, "latency_s": None}
     if 200 <= status < 300:
         promql = f'sum(openqoe_views_started_total{{org="{org}"}})'
-        while time.monotonic() < acked + timeout_s and not stop.is_set():
+        while time.monotonic() < acked + timeout_s:
+            if stop.is_set():
+                probe["interrupted"] = True  # the run ended first: neither seen nor missed
+                break
             if (prometheus.value(promql) or 0) >= 1:
                 probe["latency_s"] = time.monotonic() - acked
                 break
@@ -344,6 +347,8 @@ def probe_loop(
     while not stop.wait(rng.uniform(every_s / 2, every_s * 1.5)):
         probe = one_probe(collector, prometheus, f"scale{run_id}p{i}", timeout_s, stop)
         i += 1
+        if probe.get("interrupted"):
+            continue
         out.append(probe)
         latency, status = probe["latency_s"], probe["status"]
         print(
@@ -616,6 +621,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     samples: list[dict[str, Any]] = []
     stop = threading.Event()
     started: list[Prometheus | Collector | Worker] = []
+    prober: threading.Thread | None = None
     worker_exit = None
     try:
         prometheus = Prometheus(workdir / "prometheus")
@@ -686,14 +692,18 @@ def main(argv: Sequence[str] | None = None) -> None:
                 if (processed or 0) >= stats["produced"] + 3 * (len(probes) + 1):
                     break
                 await asyncio.sleep(1.0)
-            samples.append(await sampler.sample(stats, probes))
-            print("\n".join(sample_table(samples[-1:])[2:]), flush=True)
+            last = sampler.previous["t"] if sampler.previous else 0.0
+            if time.monotonic() - last >= 5.0:  # else the last sample already says it
+                samples.append(await sampler.sample(stats, probes))
+                print("\n".join(sample_table(samples[-1:])[2:]), flush=True)
 
         print("\n".join(sample_table([])), flush=True)
         asyncio.run(run())
         results["t0"] = stats["t0"]
     finally:
         stop.set()
+        if prober is not None and prober.is_alive():
+            prober.join(30)
         for process in reversed(started):
             exit_code = process.stop()
             if isinstance(process, Worker):
