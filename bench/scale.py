@@ -682,6 +682,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             await traffic_task
             # Drain: the last sample once the worker caught up (or after --drain seconds).
             deadline = time.monotonic() + args.drain
+            waited = False
             while time.monotonic() < deadline:
                 processed = metric_sum(
                     await asyncio.to_thread(worker_metrics, worker),
@@ -691,9 +692,21 @@ def main(argv: Sequence[str] | None = None) -> None:
                 # The probes' events (3 each, warm-up included) go to the raw topic too.
                 if (processed or 0) >= stats["produced"] + 3 * (len(probes) + 1):
                     break
+                waited = True
                 await asyncio.sleep(1.0)
+            if waited:
+                # The worker sets its lag gauge at each flush: wait for the next one (15 s).
+                flushes = "openqoe_processor_flush_duration_seconds_count"
+                before = metric_sum(await asyncio.to_thread(worker_metrics, worker), flushes)
+                until = time.monotonic() + 15.0
+                while before is not None and time.monotonic() < until:
+                    await asyncio.sleep(0.5)
+                    now = metric_sum(await asyncio.to_thread(worker_metrics, worker), flushes)
+                    if (now or 0) > before:
+                        break
             last = sampler.previous["t"] if sampler.previous else 0.0
-            if time.monotonic() - last >= 5.0:  # else the last sample already says it
+            # Unless the worker had caught up already and the last sample is a few ms old.
+            if waited or time.monotonic() - last >= 5.0:
                 samples.append(await sampler.sample(stats, probes))
                 print("\n".join(sample_table(samples[-1:])[2:]), flush=True)
 
