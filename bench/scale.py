@@ -218,14 +218,20 @@ class Traffic:
         self.ids = [
             (str(uuid.uuid4()), str(uuid.uuid4()), uuid.uuid4().hex * 2) for _ in range(views)
         ]
+        # Event ids: UUID-shaped (version 4 layout), unique per run, and a counter instead
+        # of uuid4() per event, which cost 7 us, a fifth of building and encoding one.
+        base = uuid.uuid4().hex
+        self._id_prefix = f"{base[:8]}-{base[8:12]}-4{base[13:16]}-8{base[17:20]}-"
+        self._next_id = 0
 
     def event(self, i: int, kind: str, k: int, now_ms: int) -> tuple[bytes, dict[str, Any]]:
         """Key and record of view ``i``'s event ``kind``; ``k`` heartbeats so far."""
         view_id, session_id, viewer_id = self.ids[i]
         record = dict(self.templates[i % len(self.templates)][kind])
         position = k * self.heartbeat_s * 1000.0
+        self._next_id += 1
         record.update(
-            event_id=str(uuid.uuid4()),
+            event_id=f"{self._id_prefix}{self._next_id:012x}",
             view_id=view_id,
             session_id=session_id,
             viewer_id=viewer_id,
