@@ -542,9 +542,10 @@ def quix_main(bootstrap: str, topic: str, expected: int, datadir: str) -> None:
         def __call__(self, value: bytes, ctx: Any) -> Any:
             return decode(value)
 
+    group = f"{QUIX_GROUP_PREFIX}-{uuid.uuid4().hex[:8]}"
     app = Application(
         broker_address=bootstrap,
-        consumer_group=f"{QUIX_GROUP_PREFIX}-{uuid.uuid4().hex[:8]}",
+        consumer_group=group,
         auto_offset_reset="earliest",
         state_dir=datadir,
         commit_interval=5.0,
@@ -552,14 +553,15 @@ def quix_main(bootstrap: str, topic: str, expected: int, datadir: str) -> None:
         use_changelog_topics=True,
         loglevel="WARNING",
     )
-    source = app.topic(topic, key_deserializer="bytes", value_deserializer=OurDecoder())
+    deserializer = OurDecoder()  # type: ignore[no-untyped-call]  # quix's untyped __init__
+    source = app.topic(topic, key_deserializer="bytes", value_deserializer=deserializer)
     marks: dict[str, float] = {"n": 0}
 
     def now() -> tuple[float, float]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return time.monotonic(), usage.ru_utime + usage.ru_stime
 
-    def per_view(event: dict[str, Any], state: State) -> None:
+    def per_view(event: dict[str, Any], state: State[str, Any]) -> None:
         if marks["n"] == 0:
             marks["t0"], marks["cpu0"] = now()
         view = state.get("view")
@@ -620,10 +622,44 @@ def quix_main(bootstrap: str, topic: str, expected: int, datadir: str) -> None:
         "measured_to": "end of the final commit" if "t_done" in marks else "run() returned",
         "to_last_event_events_per_s": count / (marks["t_last"] - marks["t0"]),
         "to_last_event_cpu_us_per_event": (marks["cpu_last"] - marks["cpu0"]) / count * 1e6,
+        # quix-streams writes one changelog message per key changed in a checkpoint, not
+        # one per event: how many it wrote for these events.
+        "changelog_records": asyncio.run(topic_records(bootstrap, f"changelog__{group}")),
         "quixstreams": _version("quixstreams"),
         "confluent_kafka": _version("confluent-kafka"),
     }
     print("FLOOR " + json.dumps(line), flush=True)
+
+
+async def topic_records(bootstrap: str, prefix: str) -> int | None:
+    """Records in the topics whose name starts with ``prefix`` (end minus beginning
+    offsets, over all their partitions); None if there is no such topic."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    tps = [
+        TopicPartition(d["topic"], p["partition"])
+        for d in described
+        if not d.get("error_code")
+        for p in d.get("partitions", [])
+    ]
+    if not tps:
+        return None
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        end = await consumer.end_offsets(tps)
+        begin = await consumer.beginning_offsets(tps)
+    finally:
+        await consumer.stop()
+    return int(sum(end[tp] - begin[tp] for tp in tps))
 
 
 def _version(dist: str) -> str | None:
@@ -1193,7 +1229,7 @@ def measure_freshness(
 def machine_info(bootstrap: str) -> dict[str, Any]:
     model = cpu_model()
     versions: dict[str, str | None] = {}
-    for module in ("faust", "aiokafka", "fastavro", "rocksdict", "orjson"):
+    for module in ("faust", "aiokafka", "fastavro", "rocksdict", "orjson", "quixstreams"):
         try:
             from importlib.metadata import version
 
@@ -1299,7 +1335,8 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     lines.append(
         f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['mem_total_mb']} MB, Python "
         f"{m['python']}, faust-streaming {m['faust']}, aiokafka {m['aiokafka']}, rocksdict "
-        f"{m['rocksdict']}, orjson {m['orjson'] or 'not installed'}; load average before "
+        f"{m['rocksdict']}, orjson {m['orjson'] or 'not installed'}, quixstreams "
+        f"{m.get('quixstreams') or 'not installed'}; load average before "
         f"{', '.join(f'{x:.2f}' for x in m['loadavg_before'])}."
     )
     t = results.get("throughput")
