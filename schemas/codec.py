@@ -459,18 +459,21 @@ def _long_into(target: str) -> list[str]:
     ]
 
 
-def _span(what: str) -> list[str]:
-    """Statements reading a length and checking that many bytes follow: ``pos:end``."""
+def _span() -> list[str]:
+    """Statements reading a length: the bytes ``pos:end`` follow.
+
+    ``end`` is not checked against the size: a slice past the end is merely short, ``pos``
+    then stays past the end, where the next read of a byte or a number raises IndexError
+    or struct.error, and each generated function checks ``pos`` before it returns.
+    """
     return [
         "b = buf[pos]",
         "if not b & 0x81:",  # one byte, non-negative
-        "    n = b >> 1",
+        "    end = pos + 1 + (b >> 1)",
         "    pos += 1",
         "else:",
         "    n, pos = _read_length(buf, pos)",
-        "end = pos + n",
-        "if end > size:",
-        f"    raise _Corrupt({what + ' past the end of the value'!r})",
+        "    end = pos + n",
     ]
 
 
@@ -668,15 +671,14 @@ class _ReaderCompiler:
             return [f"{target} = _unpack_double(buf, pos)[0]", "pos += 8"]
         if kind == "string":
             get = [] if skip else [f"{target} = buf[pos:end].decode()"]
-            return [*_span("string"), *get, "pos = end"]
+            return [*_span(), *get, "pos = end"]
         if kind == "bytes":
             get = [] if skip else [f"{target} = buf[pos:end]"]
-            return [*_span("bytes"), *get, "pos = end"]
+            return [*_span(), *get, "pos = end"]
         if kind == "fixed":
-            get = [] if skip else [f"{target} = buf[pos:end]"]
-            size = int(w["size"])
-            check = ["if end > size:", "    raise _Corrupt('fixed past the end of the value')"]
-            return [f"end = pos + {size}", *check, *get, "pos = end"]
+            length = int(w["size"])
+            get = [] if skip else [f"{target} = buf[pos:pos + {length}]"]
+            return [*get, f"pos += {length}"]
         if kind == "enum":
             return self.read_enum(w, reader, target, skip)
         if kind in ("array", "map"):
@@ -728,7 +730,7 @@ class _ReaderCompiler:
         if kind == "map":
             key = self.fresh("key")
             get_key = [] if skip else [f"{key} = buf[pos:end].decode()"]
-            body = [*_span("map key"), *get_key, "pos = end", *body]
+            body = [*_span(), *get_key, "pos = end", *body]
             store = f"{acc}[{key}] = {item}"
         else:
             store = f"{acc}.append({item})"
@@ -794,6 +796,7 @@ class _ReaderCompiler:
         self.functions[key] = name
         self.inlining.add(key)
         body = ["size = len(buf)", *self.record_lines(w, reader, "record", skip)]
+        body += ["if pos > size:", "    raise _Corrupt('the value ends too early')"]
         body.append("return pos" if skip else "return record, pos")
         # Helpers and constants become default arguments: local, not global, look-ups.
         used = sorted(set(re.findall(r"\b_[A-Za-z]\w*", "\n".join(body))) & self.namespace.keys())
@@ -883,8 +886,8 @@ def _compile_reader(writer: dict[str, Any], reader: dict[str, Any] | None) -> _R
         reader = None  # as fastavro does: no resolution between identical schemas
     try:
         return _ReaderCompiler(writer, reader).compile(writer, reader)
-    except (_NotCompilable, KeyError, TypeError, RecursionError):
-        return None
+    except (_NotCompilable, KeyError, TypeError, RecursionError, SyntaxError):
+        return None  # SyntaxError: nested too deep for Python's compiler
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -972,25 +975,25 @@ class SingleObjectCodec:
 
     def decode(self, value: bytes) -> dict[str, Any]:
         """Decode one value, resolving an older writer schema to the current one."""
+        if type(value) is not bytes:
+            value = bytes(value)  # memoryview, bytearray: the compiled readers index bytes
         if len(value) < HEADER_LEN or value[:2] != MAGIC:
             raise AvroCodecError("not an Avro single-object encoded value (bad marker)")
-        entry = self._readers.get(bytes(value[2:HEADER_LEN]))
+        entry = self._readers.get(value[2:HEADER_LEN])
         if entry is None:
             raise UnknownSchemaError(
-                f"unknown schema fingerprint {bytes(value[2:HEADER_LEN]).hex()} "
-                f"for {self.schema['name']}"
+                f"unknown schema fingerprint {value[2:HEADER_LEN].hex()} for {self.schema['name']}"
             )
         writer, compiled = entry
+        record: dict[str, Any]
         if compiled is not None:
             try:
-                return cast(
-                    dict[str, Any],
-                    compiled(value if type(value) is bytes else bytes(value), HEADER_LEN)[0],
-                )
+                record = compiled(value, HEADER_LEN)[0]
             except _Unresolvable as exc:
                 raise AvroCodecError(f"cannot resolve {self.schema['name']}: {exc}") from exc
             except _READ_ERRORS as exc:
                 raise AvroCodecError(f"corrupt {self.schema['name']} value: {exc}") from exc
+            return record
         try:
             record = cast(
                 dict[str, Any],
