@@ -360,6 +360,15 @@ def test_an_unsupported_schema_falls_back_to_fastavro() -> None:
         codec.decode(codec.header + b"\x04")
 
 
+def test_a_schema_too_deep_for_pythons_compiler_falls_back_to_fastavro() -> None:
+    kind: Any = "long"
+    for _ in range(30):  # more nested loops than Python compiles in one function
+        kind = {"type": "array", "items": kind}
+    codec = SingleObjectCodec(fastavro.parse_schema(record("Deep", field("a", kind))))
+    assert all(compiled is None for _, compiled in codec._readers.values())
+    assert codec.decode(codec.encode({"a": [[[]]]})) == {"a": [[[]]]}
+
+
 # --- blocks with negative counts (a writer may emit them; fastavro never does) --------------
 
 BLOCKS = fastavro.parse_schema(
