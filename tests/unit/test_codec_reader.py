@@ -57,7 +57,10 @@ def same(ours: Any, theirs: Any) -> bool:
         return list(ours) == list(theirs) and all(same(ours[k], theirs[k]) for k in ours)
     if isinstance(ours, list):
         return len(ours) == len(theirs) and all(map(same, ours, theirs))
-    return bool(ours == theirs)
+    if isinstance(ours, (str, bytes)):
+        return ours == theirs
+    # datetime, Decimal (1.0 == 1.00), UUID, ...: equal and printed the same
+    return bool(ours == theirs) and repr(ours) == repr(theirs)
 
 
 def reference_decode(codec: SingleObjectCodec, value: bytes) -> Any:
