@@ -775,12 +775,16 @@ class _ReaderCompiler:
                 lines += [f"{'if' if i == 0 else 'elif'} {index} == {i}:", *_indent(case)]
             return lines + out_of_range
         # The zig-zagged index fits in one byte: compare the byte. Branch 0 (null, in most
-        # unions) is tested first without a variable, the cheapest path there is.
+        # unions) is tested first, without a variable: the cheapest path is the commonest.
+        head = ["if not buf[pos]:", "    pos += 1", *_indent(cases[0])]
+        if len(cases) == 1:
+            return [*head, *out_of_range]
+        if len(cases) == 2:  # ["null", T]
+            return [*head, "elif buf[pos] == 2:", "    pos += 1", *_indent(cases[1]), *out_of_range]
         rest = ["b = buf[pos]", "pos += 1"]
         for i, case in enumerate(cases[1:], 1):
             rest += [f"{'if' if i == 1 else 'elif'} b == {2 * i}:", *_indent(case)]
-        rest += out_of_range if len(cases) > 1 else ["if b:", *out_of_range[1:]]
-        return ["if not buf[pos]:", "    pos += 1", *_indent(cases[0]), "else:", *_indent(rest)]
+        return [*head, "else:", *_indent(rest + out_of_range)]
 
     def record_function(self, w: dict[str, Any], reader: Any, skip: bool) -> str:
         """The name of a generated function reading (or skipping) one record.

@@ -617,3 +617,10 @@ def test_deep_recursion_is_an_avro_codec_error() -> None:
     assert assert_decodes_as_fastavro(codec, shallow)
     with pytest.raises(AvroCodecError):
         codec.decode(codec.header + b"\x02\x02" * 100_000 + b"\x02\x00")
+
+
+def test_bytes_after_the_value_are_ignored_as_by_fastavro() -> None:
+    codec = project_codecs(False)["player_event"]
+    value = player_event_codec().encode(realistic_events()[0])
+    assert_decodes_as_fastavro(codec, value + b"\x00\xff trailing")
+    assert same(codec.decode(value + b"\x00\xff trailing"), codec.decode(value))
