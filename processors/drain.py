@@ -36,7 +36,7 @@ STALL_AFTER_S = 5.0
 GAP_READ_CHUNK = 2000  # messages read from Kafka at a time when filling a hole
 # The batch step runs without awaiting; a long poll is cut into slices of this many
 # messages with a yield to the event loop in between (web, timers, heartbeats).
-SLICE = 500
+SLICE = 200
 
 Process = Callable[[str, int, Sequence[tuple[int, bytes]]], None]
 GapCounter = Callable[[str, int], None]

@@ -71,6 +71,6 @@ class ProcessorMetrics:
         self.batch_size = Histogram(
             "openqoe_processor_batch_messages",
             "Messages per batch given to the batch step (one topic partition at a time).",
-            buckets=(1, 5, 10, 25, 50, 100, 250, 500),
+            buckets=(1, 5, 10, 25, 50, 100, 200),
             registry=registry,
         )
