@@ -26,6 +26,7 @@ WORKDIR /src
 # Only what the wheel needs: metadata (pyproject.toml, README.md is its readme) and the packages.
 COPY pyproject.toml README.md ./
 COPY ingest/ ingest/
+COPY openqoe_common/ openqoe_common/
 COPY processors/ processors/
 COPY schemas/ schemas/
 RUN /opt/openqoe/bin/pip install --no-cache-dir . \

@@ -8,8 +8,8 @@ import sys
 
 from ingest.config import IngestConfig
 from ingest.errors import ConfigError
-from ingest.jsonlog import configure_logging
 from ingest.processes import Supervisor, serve
+from openqoe_common.jsonlog import configure_logging
 
 
 def main() -> None:

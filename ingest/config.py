@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ingest.env import EnvReader, parse_bool
 from ingest.errors import ConfigError
+from openqoe_common.env import EnvReader, parse_bool
 
 T = TypeVar("T")
 

@@ -78,7 +78,7 @@ def _tune_gc() -> None:
 
 
 def _child(config: IngestConfig, log_level: str) -> None:
-    from ingest.jsonlog import configure_logging
+    from openqoe_common.jsonlog import configure_logging
 
     configure_logging(log_level)
     serve(config, reuse_port=True)

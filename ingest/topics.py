@@ -19,8 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from ingest.env import EnvReader
 from ingest.errors import ConfigError
+from openqoe_common.env import EnvReader
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from faust import Worker
 from prometheus_client import disable_created_metrics
 
-from ingest.jsonlog import configure_logging
+from openqoe_common.jsonlog import configure_logging
 from processors.app import Processor
 from processors.config import ProcessorConfig
 from processors.errors import ConfigError

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from ingest.env import EnvReader, parse_bool
+from openqoe_common.env import EnvReader, parse_bool
 from processors.errors import ConfigError
 
 T = TypeVar("T")

@@ -1,18 +1,18 @@
-"""Every message of an owned partition is processed, in order, even when faust skips one.
+"""Every message of an owned partition is processed, in order, even when faust skips one
+(used by processors.drain).
 
-faust-streaming can hand the agent a partition's messages with a hole in them right after
+faust-streaming can hand the drain a partition's messages with a hole in them right after
 a rebalance or a restart (seen in the crash test: offset 137 never delivered, 136 and 138
 were; upstream reports: faust-streaming/faust#216, #221, robinhood/faust#115). Its commit
 then moves past a one-message hole (``Consumer._new_offset`` accepts a gap of one), so the
 message is lost for good and its view's counts with it.
 
-``Offsets`` knows, per owned topic partition, the next offset the agent must see: the
+``Offsets`` knows, per owned topic partition, the next offset the drain must see: the
 group's committed offset when the partition was assigned, then one past each message
 handled. When a later offset arrives, ``MessageReader`` reads the missing ones straight
-from Kafka so the agent processes them first, in the same stream context (their writes go
-to the same changelog partition), and they are marked acknowledged in faust's consumer so
-its commit can move on. A message seen again after a hole was filled is a replay, which
-the processor already counts once (processors.step).
+from Kafka so the drain processes them first, and they are marked acknowledged in
+faust's consumer so its commit can move on. A message seen again after a hole was filled
+is a replay, which the processor already counts once (processors.step, processors.batch).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ OffsetLookup = Callable[[str, int], Awaitable[int | None]]
 
 
 class Offsets:
-    """The next offset the agent must handle, per (topic, partition) it owns."""
+    """The next offset the drain must handle, per (topic, partition) it owns."""
 
     def __init__(self, committed: OffsetLookup, earliest: OffsetLookup) -> None:
         self._committed = committed

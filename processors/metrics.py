@@ -47,3 +47,30 @@ class ProcessorMetrics:
             "Log lines dropped because the Loki buffer was full.",
             registry=registry,
         )
+        self.expiry_scan = Histogram(
+            "openqoe_processor_expiry_scan_seconds",
+            "Time of one expiry scan (it reads only the views that are due).",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=registry,
+        )
+        self.expiry_requests = Counter(
+            "openqoe_processor_expiry_requests",
+            "Close and purge requests sent by the expiry scan.",
+            registry=registry,
+        )
+        self.views_kept = Gauge(
+            "openqoe_processor_views_kept",
+            "Views in the state of the partitions this worker owns (open and recently ended).",
+            registry=registry,
+        )
+        self.views_open = Gauge(
+            "openqoe_processor_views_open",
+            "Open views in the partitions this worker owns.",
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "openqoe_processor_batch_messages",
+            "Messages per batch given to the batch step (one topic partition at a time).",
+            buckets=(1, 5, 10, 25, 50, 100, 200),
+            registry=registry,
+        )

@@ -116,7 +116,7 @@ def new_view(event: Mapping[str, Any], labels: dict[str, str], partition: int) -
         "closed": False,
         "close_reason": None,
         "closed_by": None,  # [topic, offset] of the message that closed the view
-        "recent_ids": [],
+        "recent_ids": b"",  # processors.step.event_id_hash of the last RECENT_IDS events
         "live": {},
         "pending": {},
         "offsets": {},

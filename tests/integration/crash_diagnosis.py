@@ -7,12 +7,12 @@ report says whether a write was lost, skipped or applied twice.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
 from ingest.topics import TopicsConfig
+from processors.state_codec import decode_view
 from schemas import player_event_reader
 
 
@@ -57,7 +57,7 @@ async def explain(
     lines.append(f"views with wrong summaries: {bad}")
     reader = player_event_reader()
     raw = await _read_all(topics.kafka_bootstrap_servers, topics.raw_topic)
-    changelog = await _read_all(topics.kafka_bootstrap_servers, f"{app_id}-state-changelog")
+    changelog = await _read_all(topics.kafka_bootstrap_servers, f"{app_id}-views-changelog")
     for view_id in bad:
         want, got = expected[view_id], summaries.get(view_id, {})
         lines.append(f"--- {view_id}")
@@ -71,10 +71,10 @@ async def explain(
                     f"  raw p{record.partition}@{record.offset} {event['event_type']}"
                     f" t={event['event_time']}"
                 )
-        key = json.dumps(f"v|{view_id}").encode()
+        key = f"v|{view_id}".encode()
         for record in changelog:
             if record.key == key:
-                value = None if record.value is None else json.loads(record.value)
+                value = None if record.value is None else decode_view(view_id, record.value)
                 brief = (
                     "tombstone"
                     if value is None
@@ -86,15 +86,16 @@ async def explain(
 
 
 async def _unreflected(topics: TopicsConfig, app_id: str, view_ids: set[str]) -> list[str]:
-    """Raw events that no changelog write of their view reflects: their effect was lost."""
+    """Raw events that no changelog write of their view reflects (a write reflects every
+    raw offset up to its own, since a batch writes a view once): their effect was lost."""
     reader = player_event_reader()
     raw = await _read_all(topics.kafka_bootstrap_servers, topics.raw_topic)
-    changelog = await _read_all(topics.kafka_bootstrap_servers, f"{app_id}-state-changelog")
+    changelog = await _read_all(topics.kafka_bootstrap_servers, f"{app_id}-views-changelog")
     written: dict[str, list[tuple[int, int, Any]]] = {}
     for record in changelog:
-        key = json.loads(record.key)
+        key = record.key.decode()
         if key.startswith("v|") and record.value is not None:
-            value = json.loads(record.value)
+            value = decode_view(key[2:], record.value)
             written.setdefault(key[2:], []).append(
                 (record.offset, value["offsets"].get("raw", -1), value["last_msg"])
             )
@@ -104,7 +105,7 @@ async def _unreflected(topics: TopicsConfig, app_id: str, view_ids: set[str]) ->
         if view_id not in view_ids:
             continue
         writes = written.get(view_id, [])
-        if not any(raw_offset == record.offset for _, raw_offset, _ in writes):
+        if not any(raw_offset >= record.offset for _, raw_offset, _ in writes):
             event = reader.decode(record.value)
             lines.append(
                 f"UNREFLECTED raw p{record.partition}@{record.offset} {event['event_type']} "

@@ -50,8 +50,8 @@ def serving(process: subprocess.Popen[bytes], what: str, url: str, tail: Callabl
         pytest.fail(f"{what} exited with {process.returncode}:\n{tail()}")
     try:
         return requests.get(url, timeout=2).status_code == 200
-    except requests.ConnectionError:
-        return False
+    except (requests.ConnectionError, requests.Timeout):
+        return False  # not answering yet, or too busy right now: the caller's deadline decides
 
 
 def instant_query(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -164,25 +165,38 @@ async def test_two_workers_rebalance_and_a_kill_keep_numbers_exact(
     )
 
     a = ProcessorWorker(worker_env(topics, prometheus, app_id, tmp_path / "a"), tmp_path / "a.log")
-    wait_for("worker A healthy", a.healthy, 60)
-    await post_views(client, batches[: VIEWS // 3])
-    b = ProcessorWorker(worker_env(topics, prometheus, app_id, tmp_path / "b"), tmp_path / "b.log")
-    wait_for("worker B healthy", b.healthy, 60)
-    # B joined: the group rebalances and B takes some partitions over.
-    wait_for(
-        "B owns partitions",
-        lambda: processed(b) > 0 or (b.metric("openqoe_processor_lag_messages") >= 0 and _owns(b)),
-        60,
-        0.5,
-    )
-    await post_views(client, batches[VIEWS // 3 : 2 * VIEWS // 3])
-    wait_for("B processing", lambda: processed(b) > 0, 60, 0.2)
-    b.kill()  # its partitions move back to A after the session timeout
-    await post_views(client, batches[2 * VIEWS // 3 :])
+    b: ProcessorWorker | None = None
     try:
+        wait_for("worker A healthy", a.healthy, 60)
+        await post_views(client, batches[: VIEWS // 3])
+        b = ProcessorWorker(
+            worker_env(topics, prometheus, app_id, tmp_path / "b"), tmp_path / "b.log"
+        )
+        wait_for("worker B healthy", b.healthy, 60)
+        # B joined: the group rebalances and B takes some partitions over.
+        owner = b
+        wait_for(
+            "B owns partitions",
+            lambda: (
+                processed(owner) > 0
+                or (owner.metric("openqoe_processor_lag_messages") >= 0 and _owns(owner))
+            ),
+            60,
+            0.5,
+        )
+        await post_views(client, batches[VIEWS // 3 : 2 * VIEWS // 3])
+        wait_for("B processing", lambda: processed(owner) > 0, 60, 0.2)
+        b.kill()  # its partitions move back to A after the session timeout
+        await post_views(client, batches[2 * VIEWS // 3 :])
         await finish_and_check(prometheus, topics, org, expected, [a], app_id)
-    finally:
-        assert a.stop() == 0, a.tail()
+    except BaseException:
+        # What the workers said, for the failure report; and no worker outlives the test.
+        sys.stderr.write(f"--- worker A\n{a.tail()}\n--- worker B\n{b.tail() if b else ''}\n")
+        if b is not None:
+            b.kill()
+        a.kill()
+        raise
+    assert a.stop() == 0, a.tail()
 
 
 def _owns(worker: ProcessorWorker) -> bool:

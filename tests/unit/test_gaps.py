@@ -1,17 +1,21 @@
-"""A hole in the offsets faust delivers is filled from Kafka, in order, before going on."""
+"""A hole in the offsets faust delivers is filled from Kafka, in order, before going on
+(processors.drain); this is the test that catches a skipped message."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faust
 import pytest
 
-from processors.app import STALL_AFTER_S, Processor
+from processors.app import Processor
 from processors.config import ProcessorConfig
+from processors.drain import STALL_AFTER_S
 from processors.gaps import Offsets
 
 RAW = "qoe.events.raw"
@@ -41,26 +45,54 @@ class FakeReader:
         pass
 
 
+@dataclass
+class FakeMessage:
+    """What processors.drain reads of faust's consumer messages."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    acked: bool = False
+
+    @property
+    def tp(self) -> faust.types.TP:
+        return faust.types.TP(self.topic, self.partition)
+
+    def __hash__(self) -> int:
+        return hash((self.topic, self.partition, self.offset))
+
+
 def processor_with(reader: FakeReader, tmp_path: Path) -> tuple[Processor, list[int]]:
     config = ProcessorConfig(store="memory://", data_dir=tmp_path, raw_topic=RAW)
     processor = Processor(config)
-    processor.reader = reader  # type: ignore[assignment]
-    processor.offsets = Offsets(reader.committed, reader.earliest)
+    drain = processor.drain
+    drain.reader = reader  # type: ignore[assignment]
+    drain.offsets = Offsets(reader.committed, reader.earliest)
     handled: list[int] = []
 
-    async def handle(topic: str, partition: int, offset: int, value: bytes) -> None:
-        assert value == reader.log[offset]  # the message itself, not a neighbour
-        handled.append(offset)
+    def process(tag: str, partition: int, messages: Sequence[tuple[int, bytes]]) -> None:
+        for offset, value in messages:
+            assert value == reader.log[offset]  # the message itself, not a neighbour
+            handled.append(offset)
 
-    processor.handle = handle  # type: ignore[assignment, method-assign]
+    drain._process = process
     return processor, handled
+
+
+async def deliver(
+    processor: Processor, partition: int, offsets: list[int], log: dict[int, bytes]
+) -> None:
+    """faust's consumer delivers these offsets of the raw partition as one batch."""
+    messages = [FakeMessage(RAW, partition, o, log[o]) for o in offsets]
+    await processor.drain._handle(faust.types.TP(RAW, partition), messages)
 
 
 async def test_holes_are_read_from_kafka_and_handled_first(tmp_path: Path) -> None:
     reader = FakeReader(committed=5, log={o: f"m{o}".encode() for o in range(0, 20)})
     processor, handled = processor_with(reader, tmp_path)
-    for offset in (5, 6, 9, 10):  # 7 and 8 never delivered
-        await processor._in_order(RAW, 2, offset, reader.log[offset])
+    await deliver(processor, 2, [5, 6], reader.log)
+    await deliver(processor, 2, [9, 10], reader.log)  # 7 and 8 never delivered
     assert handled == [5, 6, 7, 8, 9, 10]
     assert reader.reads == [(7, 9)]
     # faust's consumer counts the filled offsets as acknowledged, so commits move on.
@@ -69,68 +101,69 @@ async def test_holes_are_read_from_kafka_and_handled_first(tmp_path: Path) -> No
     assert processor.metrics.gap_messages.labels("raw")._value.get() == 2
 
 
+async def test_a_hole_inside_one_batch_is_filled_in_order(tmp_path: Path) -> None:
+    reader = FakeReader(committed=0, log={o: b"i%d" % o for o in range(0, 12)})
+    processor, handled = processor_with(reader, tmp_path)
+    await deliver(processor, 0, [0, 1, 2, 6, 7], reader.log)
+    assert handled == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert reader.reads == [(3, 6)]
+
+
 async def test_a_hole_before_the_first_delivered_message_is_found_from_the_commit(
     tmp_path: Path,
 ) -> None:
     reader = FakeReader(committed=3, log={o: b"x%d" % o for o in range(0, 10)})
     processor, handled = processor_with(reader, tmp_path)
-    await processor._in_order(RAW, 0, 4, reader.log[4])  # 3 skipped right after assignment
+    await deliver(processor, 0, [4], reader.log)  # 3 skipped right after assignment
     assert handled == [3, 4]
 
 
 async def test_without_a_commit_the_partition_starts_at_its_first_offset(tmp_path: Path) -> None:
     reader = FakeReader(committed=None, log={o: b"z%d" % o for o in range(2, 10)})
     processor, handled = processor_with(reader, tmp_path)
-    await processor._in_order(RAW, 1, 4, reader.log[4])
+    await deliver(processor, 1, [4], reader.log)
     assert handled == [2, 3, 4]
 
 
 async def test_replays_and_revoked_partitions_do_not_count_as_holes(tmp_path: Path) -> None:
     reader = FakeReader(committed=4, log={o: b"y%d" % o for o in range(0, 10)})
     processor, handled = processor_with(reader, tmp_path)
-    for offset in (4, 5, 3, 4, 5, 6):  # a replay after 5
-        await processor._in_order(RAW, 1, offset, reader.log[offset])
+    await deliver(processor, 1, [4, 5], reader.log)
+    await deliver(processor, 1, [3, 4, 5, 6], reader.log)  # a replay after 5
     assert handled == [4, 5, 3, 4, 5, 6]
     assert reader.reads == []
     # Revoked and assigned again: the next owner starts from the group's commit.
-    processor.offsets.forget(RAW, 1)
+    processor.drain.forget(RAW, 1)
     reader._committed = 6
-    await processor._in_order(RAW, 1, 6, reader.log[6])
+    await deliver(processor, 1, [6], reader.log)
     assert reader.reads == []
     assert handled[-1] == 6
 
 
-async def test_an_idle_agent_behind_what_faust_fetched_resyncs_the_partition(
+async def test_a_partition_fetched_past_while_nothing_arrives_is_filled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """faust fetched up to 9 but delivered nothing past 5 and nothing else arrives."""
     reader = FakeReader(committed=5, log={o: b"w%d" % o for o in range(0, 10)})
     processor, handled = processor_with(reader, tmp_path)
-    sent: list[tuple[bytes, int]] = []
 
     async def position(tp: Any) -> int:
         return 9
 
-    async def send(*, key: bytes, value: bytes, partition: int) -> None:
-        sent.append((value, partition))
-
     monkeypatch.setattr(processor.app.consumer, "position", position)
-    monkeypatch.setattr(processor.control, "send", send)
-    monkeypatch.setattr(processor, "_active_partitions", lambda: {3})
-    await processor._watch_stalls()
-    assert sent == []  # first sight of the partition behind: not yet a stall
-    expected, _since = processor._progress[3]
-    processor._progress[3] = (expected, time.monotonic() - STALL_AFTER_S - 1)
-    await processor._watch_stalls()
-    assert sent == [(b'{"op": "resync"}', 3)]
-    # The agent, handling that control message in stream context, catches up.
-    await processor._resync(3)
+    tps = {faust.types.TP(RAW, 3)}
+    drain = processor.drain
+    await drain.watch_stalls(tps)
+    assert handled == []  # first sight of the partition behind: not yet a stall
+    expected, _since = drain._progress[(RAW, 3)]
+    drain._progress[(RAW, 3)] = (expected, time.monotonic() - STALL_AFTER_S - 1)
+    await drain.watch_stalls(tps)
     assert handled == [5, 6, 7, 8]
-    # A busy agent is never second-guessed.
-    processor._last_handled = time.monotonic()
-    processor._progress[3] = (9, 0.0)
-    await processor._watch_stalls()
-    assert len(sent) == 1
+    # A busy drain is never second-guessed.
+    drain.last_delivered = time.monotonic()
+    drain._progress[(RAW, 3)] = (9, 0.0)
+    await drain.watch_stalls(tps)
+    assert handled == [5, 6, 7, 8]
 
 
 def test_offsets_track_the_next_expected_offset() -> None:
@@ -149,12 +182,12 @@ async def _no_commit(topic: str, partition: int) -> int | None:
 async def test_a_long_hole_is_read_in_chunks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import processors.app
+    import processors.drain
 
-    monkeypatch.setattr(processors.app, "GAP_READ_CHUNK", 3)
+    monkeypatch.setattr(processors.drain, "GAP_READ_CHUNK", 3)
     reader = FakeReader(committed=0, log={o: b"c%d" % o for o in range(0, 20) if o != 4})
     processor, handled = processor_with(reader, tmp_path)
-    await processor._in_order(RAW, 0, 8, reader.log[8])
+    await deliver(processor, 0, [8], reader.log)
     assert reader.reads == [(0, 3), (3, 6), (6, 8)]
     assert handled == [0, 1, 2, 3, 5, 6, 7, 8]  # offset 4 is gone from Kafka (retention)
 
@@ -187,7 +220,7 @@ async def test_lag_counts_from_what_the_agent_handled_not_what_faust_fetched(
 
     monkeypatch.setattr(processor.app.consumer, "position", fetched)
     assert await processor._backlog(0) == 40  # nothing handled yet: from the group's commit
-    processor.offsets.handled(RAW, 0, 29)
+    processor.drain.offsets.handled(RAW, 0, 29)
     assert await processor._backlog(0) == 20
 
 

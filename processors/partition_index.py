@@ -1,0 +1,113 @@
+"""What the worker keeps in memory per owned partition, rebuilt from the table on first use.
+
+- the partition's **aggregates**, decoded (few: one per label set);
+- for each **open view**, what the export needs (labels, state, last receive time, live
+  deltas), so a flush never reads or decodes the table;
+- a **deadline index**: each view's next expiry deadline (close when open, purge when
+  closed) in one-second buckets, so an expiry scan costs O(views due), not O(views kept).
+
+The table (RocksDB + changelog) stays the source of truth: the index is rebuilt from it
+when a partition is first used after an assignment and dropped when it is revoked.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.aggregates import Aggregate
+from processors.state_codec import decode_aggregate, decode_view
+from processors.table_io import TableIO
+from processors.view import State
+
+VIEW_PREFIX = b"v|"
+AGG_PREFIX = b"a|"
+BUCKET_MS = 1000
+# A due view whose close or purge request did not change it is looked at again after this.
+RETRY_MS = 60_000
+
+
+@dataclass(slots=True)
+class PartitionIndex:
+    partition: int
+    aggregates: dict[bytes, Aggregate] = field(default_factory=dict)
+    open_views: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    deadlines: dict[bytes, int] = field(default_factory=dict)
+    _buckets: dict[int, set[bytes]] = field(default_factory=dict)
+    _heap: list[int] = field(default_factory=list)
+    views_kept: int = 0
+
+    def note_view(
+        self, key: bytes, view: State | None, timeout_ms: float, retention_ms: float
+    ) -> None:
+        """The view was written (``None``: deleted)."""
+        if view is None:
+            self.open_views.pop(key, None)
+            if self.deadlines.pop(key, None) is not None:
+                self.views_kept -= 1
+            return
+        if view["closed"]:
+            self.open_views.pop(key, None)
+            deadline = view["last_received_ms"] + retention_ms
+        else:
+            self.open_views[key] = {
+                "partition": self.partition,
+                "labels": view["labels"],
+                "state": view["state"],
+                "last_received_ms": view["last_received_ms"],
+                "live": view["live"],
+            }
+            deadline = view["last_received_ms"] + timeout_ms
+        if key not in self.deadlines:
+            self.views_kept += 1
+        self._schedule(key, int(deadline))
+
+    def _schedule(self, key: bytes, deadline: int) -> None:
+        self.deadlines[key] = deadline
+        bucket = deadline // BUCKET_MS
+        keys = self._buckets.get(bucket)
+        if keys is None:
+            keys = self._buckets[bucket] = set()
+            heapq.heappush(self._heap, bucket)
+        keys.add(key)
+
+    def due(self, now_ms: float) -> list[tuple[bytes, bool]]:
+        """(key, open) of every view whose deadline has passed. Each is rescheduled
+        ``RETRY_MS`` later, in case the request it causes changes nothing."""
+        heap, buckets = self._heap, self._buckets
+        last = int(now_ms) // BUCKET_MS
+        due: list[tuple[bytes, bool]] = []
+        later: list[bytes] = []
+        while heap and heap[0] <= last:
+            bucket = heapq.heappop(heap)
+            for key in buckets.pop(bucket, ()):
+                deadline = self.deadlines.get(key)
+                # A stale entry (the view was written since): its deadline is elsewhere.
+                if deadline is None or deadline // BUCKET_MS != bucket:
+                    continue
+                if deadline > now_ms:
+                    later.append(key)  # due later within this same second
+                else:
+                    due.append((key, key in self.open_views))
+        for key in later:
+            self._schedule(key, self.deadlines[key])
+        for key, _ in due:
+            self._schedule(key, int(now_ms) + RETRY_MS)
+        return due
+
+    @classmethod
+    def rebuild(
+        cls, partition: int, table: TableIO, timeout_ms: float, retention_ms: float
+    ) -> PartitionIndex:
+        index = cls(partition)
+        for key, value in table.items(partition):
+            if key.startswith(VIEW_PREFIX):
+                view = decode_view(key[len(VIEW_PREFIX) :].decode(), value)
+                if view["partition"] == partition:
+                    index.note_view(key, view, timeout_ms, retention_ms)
+            elif key.startswith(AGG_PREFIX):
+                agg = decode_aggregate(value)
+                if agg["partition"] == partition:
+                    index.aggregates[key] = agg
+        return index
