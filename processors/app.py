@@ -116,7 +116,7 @@ class Processor:
             key_type=bytes,  # bytes: the "raw" codec both ways (processors.state_codec)
             value_type=bytes,
         )
-        self.table_io: TableIO = FaustTableIO(self.table)
+        self.table_io: TableIO = FaustTableIO(self.table, self.app.producer)
         # Before the producer starts: its buffer's sender task picks up the wrapper.
         BoundedFlush(self.app.producer.buffer).install()
         self.source = self.app.topic(
@@ -185,6 +185,7 @@ class Processor:
             self.app,
             {config.raw_topic: RAW, config.control_topic: CONTROL},
             self.process,
+            self.table_io.send,
             Offsets(self.reader.committed, self.reader.earliest),
             self.reader,
             lambda tag, n: self.metrics.gap_messages.labels(tag).inc(n),

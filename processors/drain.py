@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -39,6 +39,7 @@ GAP_READ_CHUNK = 2000  # messages read from Kafka at a time when filling a hole
 SLICE = 200
 
 Process = Callable[[str, int, Sequence[tuple[int, bytes]]], None]
+Send = Callable[[], Awaitable[None]]
 GapCounter = Callable[[str, int], None]
 
 
@@ -48,6 +49,7 @@ class BatchDrain:
         app: faust.App,
         tags: Mapping[str, str],
         process: Process,
+        send: Send,
         offsets: Offsets,
         reader: MessageReader,
         on_gap: GapCounter,
@@ -55,6 +57,7 @@ class BatchDrain:
         self._app = app
         self._tags = dict(tags)  # topic name -> tag (processors.step RAW / CONTROL)
         self._process = process
+        self._send = send  # the changelog records of what was processed (processors.table_io)
         self.offsets = offsets
         self.reader = reader
         self._on_gap = on_gap
@@ -122,6 +125,7 @@ class BatchDrain:
                 end += 1
             run = messages[start:end]
             self._process(tag, partition, [(m.offset, m.value or b"") for m in run])
+            await self._send()  # before the acks: faust commits only what is acked
             last = run[-1].offset
             offsets.handled(topic, partition, last)
             expected = last + 1
@@ -149,6 +153,7 @@ class BatchDrain:
             for i in range(0, len(missing), SLICE):
                 part = missing[i : i + SLICE]
                 self._process(tag, tp.partition, part)
+                await self._send()
                 self.offsets.handled(tp.topic, tp.partition, part[-1][0])
                 await asyncio.sleep(0)
             self._on_gap(tag, len(missing))

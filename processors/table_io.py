@@ -2,10 +2,18 @@
 
 faust routes a table write by the partition of the *current stream event* and refuses it
 anywhere else (faust-streaming#497). The batch step knows the partition of every write, so
-it writes through this: the partition's local store (RocksDB database or memory) and one
-changelog message to the same partition, exactly as ``Table.__setitem__`` does inside an
-agent. Recovery, standby and rebalance handling stay faust's: they read the same changelog
-and the same per-partition stores.
+it writes through this: the partition's local store (RocksDB database or memory) at once,
+and one changelog record per write to the same partition, as ``Table.__setitem__`` does.
+Recovery, standby and rebalance handling stay faust's: they read the same changelog and
+the same per-partition stores.
+
+The changelog records of a batch go to Kafka as one aiokafka record batch per partition
+(``send``), not through faust's producer buffer: that buffer hands messages on one per
+event-loop round trip, and under a sustained load it fell behind without bound (so did
+every commit and export, which wait for it). The records keep their order (one sender,
+one batch after the other per partition), and a batch is in the producer before the
+messages it reflects are acknowledged, so faust's commit, which flushes the producer
+first, never runs ahead of the changelog.
 
 Keys and values are bytes (the table is declared with raw serializers); the batch step
 encodes them (processors.state_codec).
@@ -13,8 +21,11 @@ encodes them (processors.state_codec).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any, Protocol
+
+from aiokafka.structs import TopicPartition
 
 
 class TableIO(Protocol):
@@ -22,13 +33,16 @@ class TableIO(Protocol):
     def set(self, partition: int, key: bytes, value: bytes) -> None: ...
     def delete(self, partition: int, key: bytes) -> None: ...
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]: ...
+    async def send(self) -> None: ...
 
 
 class FaustTableIO:
     """``TableIO`` over a faust ``Table`` with a ``rocksdb://`` or ``memory://`` store."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, producer: Any) -> None:
         self._table = table
+        self._producer = producer  # faust's Producer; its aiokafka producer sends
+        self._pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
 
     @property
     def _store(self) -> Any:
@@ -51,7 +65,7 @@ class FaustTableIO:
             db.put(key, value)
         else:
             self._store.data[key] = value
-        self._table.send_changelog(partition, key, value, "raw", "raw")
+        self._pending.setdefault(partition, []).append((key, value))
 
     def delete(self, partition: int, key: bytes) -> None:
         db = self._rocksdb(partition)
@@ -59,7 +73,7 @@ class FaustTableIO:
             db.delete(key)
         else:
             self._store.data.pop(key, None)
-        self._table.send_changelog(partition, key, None, "raw", "raw")
+        self._pending.setdefault(partition, []).append((key, None))
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value) of the partition. The memory store keeps no partitions: it
@@ -69,6 +83,42 @@ class FaustTableIO:
             yield from db.items()
         else:
             yield from list(self._store.data.items())
+
+    async def send(self) -> None:
+        """Hand the changelog records written since the last call to the producer.
+
+        Shielded: once the local store has a write, its changelog record must follow even
+        if the caller is cancelled (a rebalance stopping faust's fetcher, or shutdown)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        await asyncio.shield(self._send(pending))
+
+    async def _send(self, pending: dict[int, list[tuple[bytes, bytes | None]]]) -> None:
+        producer = self._producer._ensure_producer()  # the aiokafka producer
+        topic = self._table.changelog_topic.get_topic_name()
+        for partition, records in pending.items():
+            batch = producer.create_batch()
+            count = 0
+            for key, value in records:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    await self._submit(producer, batch, topic, partition, count)
+                    batch, count = producer.create_batch(), 0
+                    batch.append(key=key, value=value, timestamp=None)
+                count += 1
+            await self._submit(producer, batch, topic, partition, count)
+
+    async def _submit(self, producer: Any, batch: Any, topic: str, partition: int, n: int) -> None:
+        delivery = await producer.send_batch(batch, topic, partition=partition)
+        tp = TopicPartition(topic, partition)
+
+        def persisted(done: asyncio.Future[Any]) -> None:
+            # As faust's own changelog callback does: the offset the local store has up
+            # to, so a clean restart reads only the changelog's tail.
+            if not done.cancelled() and done.exception() is None:
+                self._store.set_persisted_offset(tp, done.result().offset + n - 1)
+
+        delivery.add_done_callback(persisted)
 
 
 class DictTableIO:
@@ -91,3 +141,6 @@ class DictTableIO:
 
     def items(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
         yield from list(self.partitions.get(partition, {}).items())
+
+    async def send(self) -> None:
+        pass
