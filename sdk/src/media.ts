@@ -26,6 +26,16 @@ export interface MediaListener {
 
 interface FrameMetadata {
   expectedDisplayTime?: number;
+  /** Size of the presented frame, media pixels. */
+  width?: number;
+  height?: number;
+}
+
+/** One presented frame: when it is displayed (monotonic ms) and its size. */
+export interface PresentedFrame {
+  at: number;
+  width?: number;
+  height?: number;
 }
 
 type FrameVideo = HTMLVideoElement & {
@@ -45,7 +55,9 @@ export const FIRST_FRAME_FALLBACK_MS = 1000;
  */
 export class FrameClock {
   lastAt: number | undefined;
-  private readonly waiters: ((at: number) => void)[] = [];
+  /** Size of the last presented frame. */
+  last: PresentedFrame | undefined;
+  private readonly waiters: ((frame: PresentedFrame) => void)[] = [];
   private running = false;
   private continuous = false;
 
@@ -55,8 +67,13 @@ export class FrameClock {
     return typeof this.video.requestVideoFrameCallback === 'function';
   }
 
-  /** Calls `fn` with the display time of the next presented frame. */
-  next(fn: (at: number) => void): void {
+  /** True when every presented frame is seen (`last` is the frame on screen now). */
+  get watching(): boolean {
+    return this.continuous && this.supported;
+  }
+
+  /** Calls `fn` with the display time (and size) of the next presented frame. */
+  next(fn: (frame: PresentedFrame) => void): void {
     this.waiters.push(fn);
     this.request();
   }
@@ -73,8 +90,10 @@ export class FrameClock {
     this.video.requestVideoFrameCallback?.((now, meta) => {
       this.running = false;
       const at = typeof meta.expectedDisplayTime === 'number' ? meta.expectedDisplayTime : now;
+      const frame: PresentedFrame = { at, width: meta.width, height: meta.height };
       this.lastAt = at;
-      for (const fn of this.waiters.splice(0)) fn(at);
+      this.last = frame;
+      for (const fn of this.waiters.splice(0)) fn(frame);
       if (this.continuous || this.waiters.length > 0) this.request();
     });
   }
@@ -149,7 +168,7 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   const awaitFirstFrame = (): void => {
     if (awaitingFirstFrame || !frames.supported || !tracker.isStarting) return;
     awaitingFirstFrame = true;
-    frames.next((at) => {
+    frames.next(({ at }) => {
       if (!awaitingFirstFrame) return;
       awaitingFirstFrame = false;
       clearTimeout(fallback);
@@ -267,25 +286,55 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
 /** The longest a selected rendition may wait for its first frame before it is taken as shown. */
 export const RENDITION_WAIT_MAX_MS = 30_000;
 
+export interface OnScreenOptions {
+  /**
+   * A rendition of the size already on screen shows no change to wait for. `buffer`
+   * (players that announce a *selection*): once the buffer ahead at selection time has
+   * played. `now` (players that announce what is playing, but early: dash.js
+   * QUALITY_CHANGE_RENDERED): at once.
+   */
+  sameSize?: 'buffer' | 'now';
+}
+
 /**
- * For players that announce a rendition when they *select* it (Shaka `variantchanged`
- * and `adaptation`, VHS `mediachange`): the content already buffered plays first, so the
- * rendition is reported when its picture is on screen: at the `resize` to its size, or,
- * when the size does not change, once the buffer ahead at selection time has played.
+ * Reports a rendition when its picture is on screen: at the first presented frame of its
+ * size (requestVideoFrameCallback; the element's `resize` where that is missing, which
+ * comes when the frame is decoded, ahead of the frames queued before it). For players
+ * that announce a rendition before it shows: when they select it (Shaka `variantchanged`
+ * and `adaptation`, VHS `mediachange`), or when it is appended over the playing position
+ * (dash.js fast switching).
  */
 export function renditionOnScreen(
   video: HTMLVideoElement,
   tracker: ViewTracker,
+  options: OnScreenOptions = {},
 ): { announce(rendition: Rendition): void; off(): void } {
+  const frames = frameClockOf(video);
   let pending: Rendition | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let watching = false;
   const apply = (): void => {
     clearTimeout(timer);
     if (pending) tracker.rendition(pending);
     pending = undefined;
   };
+  const elementSize = (): PresentedFrame => ({ at: 0, width: video.videoWidth, height: video.videoHeight });
+  const shows = (r: Rendition, frame: PresentedFrame): boolean =>
+    r.height === frame.height && (!r.width || r.width === frame.width);
+  // The element's size changes when the frame is decoded, a little ahead of its display.
+  const onScreen = (): PresentedFrame => (frames.watching && frames.last?.height ? frames.last : elementSize());
+  const watchFrames = (): void => {
+    if (watching) return;
+    watching = true;
+    frames.next((frame) => {
+      watching = false;
+      if (!pending) return;
+      if (shows(pending, frame.height ? frame : elementSize())) apply();
+      else watchFrames();
+    });
+  };
   const onResize = (): void => {
-    if (pending?.height === video.videoHeight && (!pending.width || pending.width === video.videoWidth)) apply();
+    if (!frames.supported && pending && shows(pending, elementSize())) apply();
   };
   video.addEventListener('resize', onResize);
   return {
@@ -298,14 +347,18 @@ export function renditionOnScreen(
       }
       pending = rendition;
       clearTimeout(timer);
-      const sameSize = rendition.height === video.videoHeight && (!rendition.width || rendition.width === video.videoWidth);
-      const wait = sameSize
-        ? ((bufferAhead(video) ?? 0) / (video.playbackRate || 1))
-        : RENDITION_WAIT_MAX_MS;
+      const sameSize = shows(rendition, onScreen());
+      if (sameSize && options.sameSize === 'now') {
+        apply();
+        return;
+      }
+      const wait = sameSize ? (bufferAhead(video) ?? 0) / (video.playbackRate || 1) : RENDITION_WAIT_MAX_MS;
       timer = setTimeout(apply, Math.min(RENDITION_WAIT_MAX_MS, wait));
+      if (!sameSize) watchFrames();
     },
     off() {
       clearTimeout(timer);
+      pending = undefined;
       video.removeEventListener('resize', onResize);
     },
   };
