@@ -144,7 +144,11 @@ export function mediaProbe(video: HTMLVideoElement, overrides: Partial<PlayerPro
 
 /** Wires the element's events to the tracker. */
 export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, options: MediaListenOptions = {}): MediaListener {
+  // The position before a seek: at `seeking`, currentTime is already the target.
   let position: number | undefined;
+  const notePosition = (): void => {
+    if (!video.seeking && Number.isFinite(video.currentTime)) position = Math.round(video.currentTime * 1000);
+  };
   // currentSrc is absolute; the attribute may be relative and is set before currentSrc.
   const sourceOf = (): string => {
     if (video.currentSrc) return video.currentSrc;
@@ -222,8 +226,16 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
     },
   );
   const handlers: Record<string, () => void> = {
-    play: playIntent,
-    playing,
+    // hls.js jumps a start gap right after the first frame, before any timeupdate: the
+    // position at play and playing makes that a jump of a few hundred ms, not a seek.
+    play: () => {
+      notePosition();
+      playIntent();
+    },
+    playing: () => {
+      notePosition();
+      playing();
+    },
     pause: () => {
       // At the end the element pauses too; that is "ended", not a pause.
       if (!video.ended) tracker.paused();
@@ -234,7 +246,7 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
       tracker.seekEnd(position);
     },
     timeupdate: () => {
-      if (!video.seeking) position = Math.round(video.currentTime * 1000);
+      notePosition();
       tracker.timeUpdate();
     },
     ended: () => tracker.ended(),

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { trackDashJs } from '../src/adapters/dashjs.js';
+import { trackHtml5 } from '../src/adapters/html5.js';
 import { trackVideoJs, videoJsErrorFamily } from '../src/adapters/videojs.js';
 import { Client, type WireEvent } from '../src/client.js';
 import { fakePage, settle } from './fakes.js';
@@ -111,6 +112,30 @@ class FakeEmitter {
     for (const fn of this.listeners.get(type) ?? []) (fn as (...a: unknown[]) => void)(...args);
   }
 }
+
+describe('element seeks', () => {
+  it('takes a start-gap jump right after the first frame (no timeupdate yet) for the player, not a seek', async () => {
+    const t = setup();
+    const tracker = trackHtml5(t.client, t.video as unknown as HTMLVideoElement);
+    await start(t.video);
+    t.video.seeking = true;
+    t.video.currentTime = 0.195; // hls.js over a hole at the start
+    t.video.fire('seeking');
+    t.video.seeking = false;
+    t.video.fire('seeked');
+    assert.deepEqual(await t.ofType('seek'), []);
+    t.video.currentTime = 2.1;
+    t.video.fire('timeupdate');
+    t.video.seeking = true;
+    t.video.currentTime = 14;
+    t.video.fire('seeking');
+    t.video.seeking = false;
+    t.video.fire('seeked');
+    const seeks = await t.ofType('seek');
+    assert.deepEqual(seeks.map((e) => [data(e).from, data(e).to]), [[2100, 14_000]]);
+    await tracker.destroy();
+  });
+});
 
 describe('dash.js adapter', () => {
   const rep360 = { bandwidth: 700_000, width: 640, height: 360 };
