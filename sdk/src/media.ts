@@ -1,5 +1,5 @@
 /** The `<video>` element side, shared by every adapter: play state, seeks, position, frames. */
-import type { ErrorFamily, PlayerProbe, Rendition, ViewTracker } from './tracker.js';
+import { type ErrorFamily, INTENT_WINDOW_MS, type PlayerProbe, type Rendition, type ViewTracker } from './tracker.js';
 
 export interface MediaListenOptions {
   /** Report `waiting` as a stall (off for Shaka, which stalls with playbackRate 0 instead). */
@@ -42,8 +42,7 @@ type FrameVideo = HTMLVideoElement & {
   requestVideoFrameCallback?(cb: (now: number, meta: FrameMetadata) => void): number;
 };
 
-/** A play() call dates the `play` event that follows within this window. */
-export const INTENT_WINDOW_MS = 10_000;
+export { INTENT_WINDOW_MS };
 
 /** A first frame not seen by requestVideoFrameCallback by then (hidden tab) is taken from `playing`. */
 export const FIRST_FRAME_FALLBACK_MS = 1000;
@@ -185,10 +184,13 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   let intentAt: number | undefined;
   const noteIntent = (result?: unknown): void => {
     intentAt ??= tracker.monotonic();
+    tracker.playIntent(intentAt);
     // A refused play() (autoplay policy, no source) leaves no intent behind.
     if (result instanceof Promise) {
       result.then(undefined, () => {
-        if (!tracker.isStarting) intentAt = undefined;
+        if (tracker.isStarting) return;
+        intentAt = undefined;
+        tracker.playIntent(undefined);
       });
     }
   };

@@ -80,6 +80,8 @@ export const MIN_SEEK_MS = 500;
 export const MIN_STALL_MS = 250;
 /** The frozen-frame check is off in the last seconds of a VOD (see pollFrames). */
 const TAIL_MS = 3000;
+/** A play() call dates the `play` event (or the fatal error) that follows within this window. */
+export const INTENT_WINDOW_MS = 10_000;
 
 export interface Tracker {
   readonly viewId: string;
@@ -97,6 +99,10 @@ export class ViewTracker implements Tracker {
   private state: State = 'idle';
   private started = false;
   private playRequestAt = 0;
+  /** The app's play() call not confirmed yet (monotonic). */
+  private intentAt: number | undefined;
+  /** When the last view closed (monotonic): a play requested before then was that view's. */
+  private closedAt: number | undefined;
   private playingSince: number | undefined;
   private playingMs = 0;
   private watchSince: number | undefined;
@@ -140,7 +146,13 @@ export class ViewTracker implements Tracker {
    */
   playRequested(atMonotonic?: number): void {
     if (this.destroyed) return;
-    if (this.state === 'closed') this.newView();
+    this.intentAt = undefined;
+    if (this.state === 'closed') {
+      // Confirmed after the view failed, requested before (Video.js's element play()
+      // after a playlist 404): the failed attempt's play, not a new one.
+      if (atMonotonic !== undefined && this.closedAt !== undefined && atMonotonic <= this.closedAt) return;
+      this.newView();
+    }
     if (this.state !== 'idle') return;
     if (this.readyAt !== undefined && !this.readySent) {
       this.readySent = true;
@@ -151,6 +163,15 @@ export class ViewTracker implements Tracker {
     this.watchSince = this.playRequestAt;
     this.state = 'starting';
     this.emit('viewstart', {}, this.rt.now() - (now - this.playRequestAt));
+  }
+
+  /**
+   * The app called play() (`atMonotonic`; undefined: that play() was refused). The view
+   * starts when the player confirms it (playRequested), or at a fatal error that comes
+   * first: VHS fails a 404 master before it calls the element's play().
+   */
+  playIntent(atMonotonic: number | undefined): void {
+    if (this.state === 'idle' || atMonotonic === undefined) this.intentAt = atMonotonic;
   }
 
   /** The tracker's monotonic clock (performance.now() in a page). */
@@ -341,6 +362,10 @@ export class ViewTracker implements Tracker {
   error(error: PlayerError): void {
     if (this.destroyed || this.state === 'closed') return;
     if (this.state === 'idle' && !error.fatal) return;
+    const intent = this.intentAt;
+    if (this.state === 'idle' && intent !== undefined && this.rt.monotonic() - intent < INTENT_WINDOW_MS) {
+      this.playRequested(intent); // the play request this failure ends
+    }
     const data: Record<string, unknown> = {
       error_family: error.family,
       error_code: error.code === undefined ? undefined : String(error.code),
@@ -415,6 +440,8 @@ export class ViewTracker implements Tracker {
   private close(): void {
     this.cancelPendingStall();
     this.state = 'closed';
+    this.closedAt = this.rt.monotonic();
+    this.intentAt = undefined;
     this.stall = undefined;
     this.seek = undefined;
     this.playingSince = undefined;

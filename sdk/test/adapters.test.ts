@@ -193,15 +193,17 @@ describe('Video.js adapter errors', () => {
       media: () => undefined,
     });
     const events = new FakeEmitter();
-    let error: { code: number; message?: string } | null = null;
+    let error: { code: number; message?: string; metadata: null } | null = null;
     const player = {
       on: (type: string, fn: () => void) => events.on(type, fn),
       off: (type: string, fn: () => void) => events.off(type, fn),
       tech: () => ({ el: () => video as unknown as Element, vhs: { playlists: loader } }),
       error: () => error,
       currentSrc: () => 'http://127.0.0.1/master.m3u8',
+      // VHS calls the element's play() once its playlists are loaded.
+      play: () => undefined,
       fail(next: { code: number; message?: string }) {
-        error = next;
+        error = { ...next, metadata: null }; // Video.js's MediaError default
         events.emit('error');
       },
     };
@@ -224,6 +226,25 @@ describe('Video.js adapter errors', () => {
     const [error] = await t.ofType('error');
     assert.equal(data(error).error_family, 'manifest');
     assert.equal(data(error).fatal, true);
+    await tracker.destroy();
+  });
+
+  it('starts the view at player.play() when the playlist fails before the element plays, once', async () => {
+    const t = setup();
+    const { loader, player } = fakeVideoJs(t.video);
+    const tracker = trackVideoJs(t.client, player);
+    player.play();
+    await t.page.clock.advance(120);
+    loader.error = { status: 404, code: 2, message: 'HLS playlist request error at URL: x' };
+    // VHS's own error (the MediaSource was not open yet): on the player before the loader's listeners.
+    player.fail({ code: 2, message: 'HLS playlist request error at URL: x' });
+    loader.emit('error');
+    await t.video.play(); // the element's play, requested before the failure
+    const events = await t.sent();
+    assert.deepEqual(events.map((e) => e.event_type), ['viewstart', 'error']);
+    assert.equal(new Set(events.map((e) => e.view_id)).size, 1);
+    assert.equal((events[1]!.event_time as number) - (events[0]!.event_time as number), 120);
+    assert.equal(data(events[1]).error_family, 'manifest');
     await tracker.destroy();
   });
 

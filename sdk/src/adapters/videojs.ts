@@ -47,7 +47,7 @@ export interface VideoJsPlayerLike {
   on(type: string, fn: () => void): void;
   off(type: string, fn: () => void): void;
   tech(safety?: unknown): VjsTech | undefined;
-  error(): { code: number; message?: string; metadata?: VhsErrorMetadata } | null;
+  error(): { code: number; message?: string; metadata?: VhsErrorMetadata | null } | null;
   currentSrc?(): string;
 }
 
@@ -149,9 +149,11 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   const onError = (): void => {
     const error = player.error();
     if (!error) return;
-    // Only the element's "network" and "source not supported" can be the loader's doing.
-    const cause = error.metadata === undefined && (error.code === 2 || error.code === 4) ? loaderError : undefined;
-    const metadata = error.metadata ?? cause?.metadata;
+    // Video.js errors carry `metadata: null` unless VHS filled it in. Only the element's
+    // "network" and "source not supported" can be the loader's doing.
+    const own = error.metadata?.errorType ? error.metadata : undefined;
+    const cause = !own && (error.code === 2 || error.code === 4) ? loaderError : undefined;
+    const metadata = own ?? cause?.metadata;
     tracker.error({
       fatal: true,
       family: cause
