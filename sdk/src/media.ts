@@ -1,5 +1,5 @@
 /** The `<video>` element side, shared by every adapter: play state, seeks, position, frames. */
-import { type ErrorFamily, INTENT_WINDOW_MS, type PlayerProbe, type Rendition, type ViewTracker } from './tracker.js';
+import { type ErrorFamily, type FrameGap, INTENT_WINDOW_MS, type PlayerProbe, type Rendition, type ViewTracker } from './tracker.js';
 
 export interface MediaListenOptions {
   /** Report `waiting` as a stall (off for Shaka, which stalls with playbackRate 0 instead). */
@@ -31,6 +31,10 @@ interface FrameMetadata {
   height?: number;
 }
 
+/** Frozen stretches shorter than this are not kept (render hiccups). */
+const FRAME_GAP_RECORD_MS = 250;
+const MAX_FRAME_GAPS = 16;
+
 /** One presented frame: when it is displayed (monotonic ms) and its size. */
 export interface PresentedFrame {
   at: number;
@@ -59,8 +63,14 @@ export class FrameClock {
   private readonly waiters: ((frame: PresentedFrame) => void)[] = [];
   private running = false;
   private continuous = false;
+  private gaps: FrameGap[] = [];
 
   constructor(private readonly video: FrameVideo) {}
+
+  /** Intervals of at least FRAME_GAP_RECORD_MS between presented frames since the last call. */
+  takeGaps(): FrameGap[] {
+    return this.gaps.splice(0);
+  }
 
   get supported(): boolean {
     return typeof this.video.requestVideoFrameCallback === 'function';
@@ -90,6 +100,10 @@ export class FrameClock {
       this.running = false;
       const at = typeof meta.expectedDisplayTime === 'number' ? meta.expectedDisplayTime : now;
       const frame: PresentedFrame = { at, width: meta.width, height: meta.height };
+      if (this.continuous && this.lastAt !== undefined && at - this.lastAt >= FRAME_GAP_RECORD_MS) {
+        this.gaps.push({ start: this.lastAt, end: at });
+        if (this.gaps.length > MAX_FRAME_GAPS) this.gaps.shift();
+      }
       this.lastAt = at;
       this.last = frame;
       for (const fn of this.waiters.splice(0)) fn(frame);
@@ -128,6 +142,7 @@ export function mediaProbe(video: HTMLVideoElement, overrides: Partial<PlayerPro
   const frames = frameClockOf(video);
   return {
     lastFrameAt: () => frames.lastAt,
+    frameGaps: () => frames.takeGaps(),
     positionMs: () => (Number.isFinite(video.currentTime) ? Math.round(video.currentTime * 1000) : undefined),
     durationMs: () =>
       video.duration === Infinity ? Infinity : Number.isFinite(video.duration) ? Math.round(video.duration * 1000) : undefined,

@@ -54,11 +54,19 @@ export interface PlayerProbe {
   decodedFrames(): number | undefined;
   /** Monotonic time the last video frame was presented, where the browser reports it. */
   lastFrameAt?(): number | undefined;
+  /** Stretches between presented frames since the last call (monotonic ms), where reported. */
+  frameGaps?(): FrameGap[];
   /** The rendition playing now, for a first frame before any switch event. */
   rendition?(): Rendition | undefined;
   sourceUrl(): string | undefined;
   autoplay?(): boolean | undefined;
   preload?(): string | undefined;
+}
+
+/** No new video frame from `start` to `end` (monotonic ms). */
+export interface FrameGap {
+  start: number;
+  end: number;
 }
 
 export interface PlayerInfo {
@@ -118,6 +126,8 @@ export class ViewTracker implements Tracker {
   private framePoll: unknown;
   private lastFrames: number | undefined;
   private lastFrameAdvance = 0;
+  /** Recent seeks (monotonic start, end): frozen stretches during a seek are seek waits. */
+  private seekSpans: FrameGap[] = [];
   private readonly removeUnload: () => void;
   private destroyed = false;
 
@@ -316,7 +326,13 @@ export class ViewTracker implements Tracker {
     // over holes) or a start offset: part of startup, not the viewer's seek.
     if (this.destroyed || !this.started || this.state === 'closed') return;
     // Scrubbing fires several seeking events: the seek runs from the first one.
+    if (!this.seek) this.noteSeekSpan({ start: this.rt.monotonic(), end: Infinity });
     this.seek ??= { from: fromMs, since: this.rt.monotonic(), stallEnded: false };
+  }
+
+  private noteSeekSpan(span: FrameGap): void {
+    this.seekSpans.push(span);
+    if (this.seekSpans.length > 4) this.seekSpans.shift();
   }
 
   seekEnd(toMs: number | undefined): void {
@@ -324,6 +340,8 @@ export class ViewTracker implements Tracker {
     if (!seek || this.state === 'closed') return;
     this.seek = undefined;
     const now = this.rt.monotonic();
+    const span = this.seekSpans[this.seekSpans.length - 1];
+    if (span && span.end === Infinity) span.end = now;
     this.lastFrameAdvance = now;
     // Players jump small gaps by setting currentTime (hls.js over holes and on stalls,
     // Shaka's gap jumping); a viewer's seek moves further.
@@ -527,6 +545,7 @@ export class ViewTracker implements Tracker {
       }
       const presented = this.probe.lastFrameAt?.();
       const frames = presented === undefined ? this.probe.decodedFrames() : undefined;
+      this.frozenStretchesBetweenPolls();
       if (presented !== undefined) {
         // Presented-frame times (requestVideoFrameCallback): the picture the viewer sees.
         const last = Math.max(presented, this.lastFrameAdvance);
@@ -556,6 +575,25 @@ export class ViewTracker implements Tracker {
       }
       if (this.framePoll === undefined && this.state === 'playing') this.pollFrames();
     }, FRAME_POLL_MS);
+  }
+
+  /**
+   * A frozen stretch that began and ended between two polls (or before the poll saw it
+   * last long enough) is a stall all the same: the picture froze. Reported afterwards,
+   * dated from its last frame to its next one, unless a stall or a seek covered it.
+   */
+  private frozenStretchesBetweenPolls(): void {
+    const limit = this.player.frozenFrameMs;
+    const gaps = this.probe.frameGaps?.() ?? [];
+    if (limit === undefined || this.stall || this.seek || this.pendingStall) return;
+    for (const gap of gaps) {
+      // Not before the first frame, a resume or the end of a stall or seek.
+      const start = Math.max(gap.start, this.lastFrameAdvance);
+      const seeking = this.seekSpans.some((s) => s.start <= gap.end && s.end >= gap.start);
+      if (gap.end - start < limit || seeking) continue;
+      this.openStall(start, false);
+      this.stallEnd(gap.end);
+    }
   }
 
   private inTail(): boolean {

@@ -51,6 +51,9 @@ export interface VideoJsPlayerLike {
   currentSrc?(): string;
 }
 
+/** How long the picture may stay frozen while "playing" before it is a stall (ms). */
+export const VHS_FROZEN_FRAME_MS = 500;
+
 const CODE_FAMILY: Record<number, ErrorFamily> = { 1: 'other', 2: 'network', 3: 'decode', 4: 'media', 5: 'drm' };
 
 /** VHS request types (`metadata.requestType`) that fetch a playlist or manifest. */
@@ -99,7 +102,10 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   const version = (globalThis as { videojs?: { VERSION?: string } }).videojs?.VERSION;
   const tracker = new ViewTracker(
     client,
-    { name: 'video.js', version },
+    // VHS's quality change removes the whole buffer and re-fetches around the position:
+    // the picture freezes, the element says `playing` at the new rendition's first frame
+    // and can hold it again for a while without `waiting`. Presented frames tell.
+    { name: 'video.js', version, frozenFrameMs: VHS_FROZEN_FRAME_MS },
     mediaProbe(video, {
       sourceUrl: () => player.currentSrc?.() || video.currentSrc || undefined,
       rendition: () => playlistRendition(techOf(player)?.vhs),
@@ -185,7 +191,7 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   hookVhs();
   // player.play() waits for VHS to load its playlists before it calls the element's
   // play(), so the element's `play` comes late: the play intent is the player's play().
-  const media = listenMedia(video, tracker, { errors: false, sourceChanges: false });
+  const media = listenMedia(video, tracker, { errors: false, sourceChanges: false, watchFrames: true });
   const restorePlay = wrapMethod(player, 'play', (play) =>
     function (this: unknown, ...args: unknown[]) {
       media.noteIntent();
