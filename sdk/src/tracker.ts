@@ -545,14 +545,18 @@ export class ViewTracker implements Tracker {
       }
       const presented = this.probe.lastFrameAt?.();
       const frames = presented === undefined ? this.probe.decodedFrames() : undefined;
-      this.frozenStretchesBetweenPolls();
+      const gaps = this.probe.frameGaps?.() ?? [];
+      this.frozenStretchesBetweenPolls(gaps);
       if (presented !== undefined) {
         // Presented-frame times (requestVideoFrameCallback): the picture the viewer sees.
         const last = Math.max(presented, this.lastFrameAdvance);
-        if (this.stall?.fromFrames) {
-          if (presented > this.stall.since) {
-            this.stall.fromFrames = false;
-            this.stallEnd(presented);
+        const stall = this.stall;
+        if (stall?.fromFrames) {
+          if (presented > stall.since) {
+            // The first frame after the freeze, not the latest one (up to a poll later).
+            const resumed = gaps.find((g) => g.end > stall.since)?.end ?? presented;
+            stall.fromFrames = false;
+            this.stallEnd(resumed);
           }
         } else if (!this.stall && !this.seek && now - last >= (this.player.frozenFrameMs ?? Infinity)) {
           this.stallStart(last, true);
@@ -582,9 +586,8 @@ export class ViewTracker implements Tracker {
    * last long enough) is a stall all the same: the picture froze. Reported afterwards,
    * dated from its last frame to its next one, unless a stall or a seek covered it.
    */
-  private frozenStretchesBetweenPolls(): void {
+  private frozenStretchesBetweenPolls(gaps: FrameGap[]): void {
     const limit = this.player.frozenFrameMs;
-    const gaps = this.probe.frameGaps?.() ?? [];
     if (limit === undefined || this.stall || this.seek || this.pendingStall) return;
     for (const gap of gaps) {
       // Not before the first frame, a resume or the end of a stall or seek.

@@ -328,6 +328,29 @@ describe('view tracker', () => {
     assert.equal((events[3]!.event_time as number) - (events[2]!.event_time as number), 1830);
   });
 
+  it('ends a frozen-picture stall at the first frame after it, not the latest one the poll sees', async () => {
+    const t = setup({ frozenFrameMs: 500 });
+    let lastFrame: number | undefined;
+    let gaps: { start: number; end: number }[] = [];
+    const probe = t.probe as unknown as { lastFrameAt: () => number | undefined; frameGaps: () => typeof gaps };
+    probe.lastFrameAt = () => lastFrame;
+    probe.frameGaps = () => gaps.splice(0);
+    t.tracker.playRequested();
+    t.tracker.playing();
+    for (let i = 0; i < 8; i++) {
+      await t.clock.advance(250);
+      lastFrame = t.tracker.monotonic() - 10;
+    }
+    const frozenAt = lastFrame!;
+    await t.clock.advance(1900);
+    gaps = [{ start: frozenAt, end: frozenAt + 1830 }];
+    lastFrame = frozenAt + 2030; // frames again since 200 ms
+    await t.clock.advance(250);
+    const events = await t.sent();
+    assert.deepEqual(events.map((e) => e.event_type), ['viewstart', 'playing', 'stall_start', 'stall_end']);
+    assert.equal(t.data(events[3]).stall_duration, 1830);
+  });
+
   it('reports a frozen stretch that began and ended between two polls, but not one inside a seek', async () => {
     const t = setup({ frozenFrameMs: 500 });
     let gaps: { start: number; end: number }[] = [];
