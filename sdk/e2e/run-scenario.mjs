@@ -95,11 +95,15 @@ try {
       await noteView();
       await until('the held segment', async () =>
         (await control(`log?run=${spec.run}`)).requests.some((r) => r.held));
-      const frozen = await until('the picture to freeze', async () => (await page.evaluate(() => window.__truth.frozenMs())) || 0, 20);
-      // Released holdMs after the freeze began: the stall the page sees is holdMs + delivery.
-      const after = Math.max(spec.holdMs - frozen, 0);
-      result.actions.releaseRequested = Date.now() + after;
-      await control(`release?run=${spec.run}&after_ms=${after}`, 'POST');
+      // Released once the picture has stayed frozen for holdMs: the stall the page sees is
+      // holdMs + delivery. A render hiccup while media is still buffered ahead (frames
+      // resume by themselves) is not the held segment's freeze, and does not count.
+      result.actions.frozenAtRelease = await until(`the picture frozen for ${spec.holdMs} ms`, async () => {
+        const frozen = await page.evaluate(() => window.__truth.frozenMs());
+        return frozen >= spec.holdMs ? frozen : 0;
+      }, 20);
+      result.actions.releaseRequested = Date.now();
+      await control(`release?run=${spec.run}`, 'POST');
       await until('playback again', async () =>
         (await truth()).gaps.some((g) => g.end >= result.actions.releaseRequested));
       await playFor(1000);

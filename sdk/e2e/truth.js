@@ -14,6 +14,7 @@
     sizes: [], // { t, width, height } when the presented frame size changes
     gaps: [], // { start, end, seeking } frozen stretches after the first frame
     seeks: [], // { start, end }
+    waits: [], // epoch ms of the element's `waiting` events (it ran out of data)
     ended: null,
     errors: [],
   });
@@ -40,6 +41,9 @@
       seekingSince = null;
     });
     video.addEventListener('ended', () => (truth.ended = Date.now()));
+    // A freeze while the element waits for data is a stall even under the 500 ms that
+    // render hiccups of a loaded machine reach (those come without `waiting`).
+    video.addEventListener('waiting', () => truth.waits.push(Date.now()));
     video.addEventListener('error', () => truth.errors.push({ t: Date.now(), code: video.error && video.error.code }));
     const onFrame = (_now, meta) => {
       const t = performance.timeOrigin + meta.expectedDisplayTime;

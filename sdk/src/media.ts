@@ -1,5 +1,5 @@
 /** The `<video>` element side, shared by every adapter: play state, seeks, position, frames. */
-import type { ErrorFamily, PlayerProbe, Rendition, ViewTracker } from './tracker.js';
+import { type ErrorFamily, type FrameGap, INTENT_WINDOW_MS, type PlayerProbe, type Rendition, type ViewTracker } from './tracker.js';
 
 export interface MediaListenOptions {
   /** Report `waiting` as a stall (off for Shaka, which stalls with playbackRate 0 instead). */
@@ -26,14 +26,27 @@ export interface MediaListener {
 
 interface FrameMetadata {
   expectedDisplayTime?: number;
+  /** Size of the presented frame, media pixels. */
+  width?: number;
+  height?: number;
+}
+
+/** Frozen stretches shorter than this are not kept (render hiccups). */
+const FRAME_GAP_RECORD_MS = 250;
+const MAX_FRAME_GAPS = 16;
+
+/** One presented frame: when it is displayed (monotonic ms) and its size. */
+export interface PresentedFrame {
+  at: number;
+  width?: number;
+  height?: number;
 }
 
 type FrameVideo = HTMLVideoElement & {
   requestVideoFrameCallback?(cb: (now: number, meta: FrameMetadata) => void): number;
 };
 
-/** A play() call dates the `play` event that follows within this window. */
-export const INTENT_WINDOW_MS = 10_000;
+export { INTENT_WINDOW_MS };
 
 /** A first frame not seen by requestVideoFrameCallback by then (hidden tab) is taken from `playing`. */
 export const FIRST_FRAME_FALLBACK_MS = 1000;
@@ -45,18 +58,31 @@ export const FIRST_FRAME_FALLBACK_MS = 1000;
  */
 export class FrameClock {
   lastAt: number | undefined;
-  private readonly waiters: ((at: number) => void)[] = [];
+  /** Size of the last presented frame. */
+  last: PresentedFrame | undefined;
+  private readonly waiters: ((frame: PresentedFrame) => void)[] = [];
   private running = false;
   private continuous = false;
+  private gaps: FrameGap[] = [];
 
   constructor(private readonly video: FrameVideo) {}
+
+  /** Intervals of at least FRAME_GAP_RECORD_MS between presented frames since the last call. */
+  takeGaps(): FrameGap[] {
+    return this.gaps.splice(0);
+  }
 
   get supported(): boolean {
     return typeof this.video.requestVideoFrameCallback === 'function';
   }
 
-  /** Calls `fn` with the display time of the next presented frame. */
-  next(fn: (at: number) => void): void {
+  /** True when every presented frame is seen (`last` is the frame on screen now). */
+  get watching(): boolean {
+    return this.continuous && this.supported;
+  }
+
+  /** Calls `fn` with the display time (and size) of the next presented frame. */
+  next(fn: (frame: PresentedFrame) => void): void {
     this.waiters.push(fn);
     this.request();
   }
@@ -73,8 +99,14 @@ export class FrameClock {
     this.video.requestVideoFrameCallback?.((now, meta) => {
       this.running = false;
       const at = typeof meta.expectedDisplayTime === 'number' ? meta.expectedDisplayTime : now;
+      const frame: PresentedFrame = { at, width: meta.width, height: meta.height };
+      if (this.continuous && this.lastAt !== undefined && at - this.lastAt >= FRAME_GAP_RECORD_MS) {
+        this.gaps.push({ start: this.lastAt, end: at });
+        if (this.gaps.length > MAX_FRAME_GAPS) this.gaps.shift();
+      }
       this.lastAt = at;
-      for (const fn of this.waiters.splice(0)) fn(at);
+      this.last = frame;
+      for (const fn of this.waiters.splice(0)) fn(frame);
       if (this.continuous || this.waiters.length > 0) this.request();
     });
   }
@@ -110,6 +142,7 @@ export function mediaProbe(video: HTMLVideoElement, overrides: Partial<PlayerPro
   const frames = frameClockOf(video);
   return {
     lastFrameAt: () => frames.lastAt,
+    frameGaps: () => frames.takeGaps(),
     positionMs: () => (Number.isFinite(video.currentTime) ? Math.round(video.currentTime * 1000) : undefined),
     durationMs: () =>
       video.duration === Infinity ? Infinity : Number.isFinite(video.duration) ? Math.round(video.duration * 1000) : undefined,
@@ -125,7 +158,11 @@ export function mediaProbe(video: HTMLVideoElement, overrides: Partial<PlayerPro
 
 /** Wires the element's events to the tracker. */
 export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, options: MediaListenOptions = {}): MediaListener {
+  // The position before a seek: at `seeking`, currentTime is already the target.
   let position: number | undefined;
+  const notePosition = (): void => {
+    if (!video.seeking && Number.isFinite(video.currentTime)) position = Math.round(video.currentTime * 1000);
+  };
   // currentSrc is absolute; the attribute may be relative and is set before currentSrc.
   const sourceOf = (): string => {
     if (video.currentSrc) return video.currentSrc;
@@ -149,7 +186,7 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   const awaitFirstFrame = (): void => {
     if (awaitingFirstFrame || !frames.supported || !tracker.isStarting) return;
     awaitingFirstFrame = true;
-    frames.next((at) => {
+    frames.next(({ at }) => {
       if (!awaitingFirstFrame) return;
       awaitingFirstFrame = false;
       clearTimeout(fallback);
@@ -162,10 +199,13 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
   let intentAt: number | undefined;
   const noteIntent = (result?: unknown): void => {
     intentAt ??= tracker.monotonic();
+    tracker.playIntent(intentAt);
     // A refused play() (autoplay policy, no source) leaves no intent behind.
     if (result instanceof Promise) {
       result.then(undefined, () => {
-        if (!tracker.isStarting) intentAt = undefined;
+        if (tracker.isStarting) return;
+        intentAt = undefined;
+        tracker.playIntent(undefined);
       });
     }
   };
@@ -203,8 +243,16 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
     },
   );
   const handlers: Record<string, () => void> = {
-    play: playIntent,
-    playing,
+    // hls.js jumps a start gap right after the first frame, before any timeupdate: the
+    // position at play and playing makes that a jump of a few hundred ms, not a seek.
+    play: () => {
+      notePosition();
+      playIntent();
+    },
+    playing: () => {
+      notePosition();
+      playing();
+    },
     pause: () => {
       // At the end the element pauses too; that is "ended", not a pause.
       if (!video.ended) tracker.paused();
@@ -215,7 +263,7 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
       tracker.seekEnd(position);
     },
     timeupdate: () => {
-      if (!video.seeking) position = Math.round(video.currentTime * 1000);
+      notePosition();
       tracker.timeUpdate();
     },
     ended: () => tracker.ended(),
@@ -267,25 +315,55 @@ export function listenMedia(video: HTMLVideoElement, tracker: ViewTracker, optio
 /** The longest a selected rendition may wait for its first frame before it is taken as shown. */
 export const RENDITION_WAIT_MAX_MS = 30_000;
 
+export interface OnScreenOptions {
+  /**
+   * A rendition of the size already on screen shows no change to wait for. `buffer`
+   * (players that announce a *selection*): once the buffer ahead at selection time has
+   * played. `now` (players that announce what is playing, but early: dash.js
+   * QUALITY_CHANGE_RENDERED): at once.
+   */
+  sameSize?: 'buffer' | 'now';
+}
+
 /**
- * For players that announce a rendition when they *select* it (Shaka `variantchanged`
- * and `adaptation`, VHS `mediachange`): the content already buffered plays first, so the
- * rendition is reported when its picture is on screen: at the `resize` to its size, or,
- * when the size does not change, once the buffer ahead at selection time has played.
+ * Reports a rendition when its picture is on screen: at the first presented frame of its
+ * size (requestVideoFrameCallback; the element's `resize` where that is missing, which
+ * comes when the frame is decoded, ahead of the frames queued before it). For players
+ * that announce a rendition before it shows: when they select it (Shaka `variantchanged`
+ * and `adaptation`, VHS `mediachange`), or when it is appended over the playing position
+ * (dash.js fast switching).
  */
 export function renditionOnScreen(
   video: HTMLVideoElement,
   tracker: ViewTracker,
+  options: OnScreenOptions = {},
 ): { announce(rendition: Rendition): void; off(): void } {
+  const frames = frameClockOf(video);
   let pending: Rendition | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  let watching = false;
   const apply = (): void => {
     clearTimeout(timer);
     if (pending) tracker.rendition(pending);
     pending = undefined;
   };
+  const elementSize = (): PresentedFrame => ({ at: 0, width: video.videoWidth, height: video.videoHeight });
+  const shows = (r: Rendition, frame: PresentedFrame): boolean =>
+    r.height === frame.height && (!r.width || r.width === frame.width);
+  // The element's size changes when the frame is decoded, a little ahead of its display.
+  const onScreen = (): PresentedFrame => (frames.watching && frames.last?.height ? frames.last : elementSize());
+  const watchFrames = (): void => {
+    if (watching) return;
+    watching = true;
+    frames.next((frame) => {
+      watching = false;
+      if (!pending) return;
+      if (shows(pending, frame.height ? frame : elementSize())) apply();
+      else watchFrames();
+    });
+  };
   const onResize = (): void => {
-    if (pending?.height === video.videoHeight && (!pending.width || pending.width === video.videoWidth)) apply();
+    if (!frames.supported && pending && shows(pending, elementSize())) apply();
   };
   video.addEventListener('resize', onResize);
   return {
@@ -298,14 +376,18 @@ export function renditionOnScreen(
       }
       pending = rendition;
       clearTimeout(timer);
-      const sameSize = rendition.height === video.videoHeight && (!rendition.width || rendition.width === video.videoWidth);
-      const wait = sameSize
-        ? ((bufferAhead(video) ?? 0) / (video.playbackRate || 1))
-        : RENDITION_WAIT_MAX_MS;
+      const sameSize = shows(rendition, onScreen());
+      if (sameSize && options.sameSize === 'now') {
+        apply();
+        return;
+      }
+      const wait = sameSize ? (bufferAhead(video) ?? 0) / (video.playbackRate || 1) : RENDITION_WAIT_MAX_MS;
       timer = setTimeout(apply, Math.min(RENDITION_WAIT_MAX_MS, wait));
+      if (!sameSize) watchFrames();
     },
     off() {
       clearTimeout(timer);
+      pending = undefined;
       video.removeEventListener('resize', onResize);
     },
   };

@@ -54,11 +54,19 @@ export interface PlayerProbe {
   decodedFrames(): number | undefined;
   /** Monotonic time the last video frame was presented, where the browser reports it. */
   lastFrameAt?(): number | undefined;
+  /** Stretches between presented frames since the last call (monotonic ms), where reported. */
+  frameGaps?(): FrameGap[];
   /** The rendition playing now, for a first frame before any switch event. */
   rendition?(): Rendition | undefined;
   sourceUrl(): string | undefined;
   autoplay?(): boolean | undefined;
   preload?(): string | undefined;
+}
+
+/** No new video frame from `start` to `end` (monotonic ms). */
+export interface FrameGap {
+  start: number;
+  end: number;
 }
 
 export interface PlayerInfo {
@@ -80,6 +88,8 @@ export const MIN_SEEK_MS = 500;
 export const MIN_STALL_MS = 250;
 /** The frozen-frame check is off in the last seconds of a VOD (see pollFrames). */
 const TAIL_MS = 3000;
+/** A play() call dates the `play` event (or the fatal error) that follows within this window. */
+export const INTENT_WINDOW_MS = 10_000;
 
 export interface Tracker {
   readonly viewId: string;
@@ -97,6 +107,10 @@ export class ViewTracker implements Tracker {
   private state: State = 'idle';
   private started = false;
   private playRequestAt = 0;
+  /** The app's play() call not confirmed yet (monotonic). */
+  private intentAt: number | undefined;
+  /** When the last view closed (monotonic): a play requested before then was that view's. */
+  private closedAt: number | undefined;
   private playingSince: number | undefined;
   private playingMs = 0;
   private watchSince: number | undefined;
@@ -112,6 +126,8 @@ export class ViewTracker implements Tracker {
   private framePoll: unknown;
   private lastFrames: number | undefined;
   private lastFrameAdvance = 0;
+  /** Recent seeks (monotonic start, end): frozen stretches during a seek are seek waits. */
+  private seekSpans: FrameGap[] = [];
   private readonly removeUnload: () => void;
   private destroyed = false;
 
@@ -140,7 +156,13 @@ export class ViewTracker implements Tracker {
    */
   playRequested(atMonotonic?: number): void {
     if (this.destroyed) return;
-    if (this.state === 'closed') this.newView();
+    this.intentAt = undefined;
+    if (this.state === 'closed') {
+      // Confirmed after the view failed, requested before (Video.js's element play()
+      // after a playlist 404): the failed attempt's play, not a new one.
+      if (atMonotonic !== undefined && this.closedAt !== undefined && atMonotonic <= this.closedAt) return;
+      this.newView();
+    }
     if (this.state !== 'idle') return;
     if (this.readyAt !== undefined && !this.readySent) {
       this.readySent = true;
@@ -151,6 +173,15 @@ export class ViewTracker implements Tracker {
     this.watchSince = this.playRequestAt;
     this.state = 'starting';
     this.emit('viewstart', {}, this.rt.now() - (now - this.playRequestAt));
+  }
+
+  /**
+   * The app called play() (`atMonotonic`; undefined: that play() was refused). The view
+   * starts when the player confirms it (playRequested), or at a fatal error that comes
+   * first: VHS fails a 404 master before it calls the element's play().
+   */
+  playIntent(atMonotonic: number | undefined): void {
+    if (this.state === 'idle' || atMonotonic === undefined) this.intentAt = atMonotonic;
   }
 
   /** The tracker's monotonic clock (performance.now() in a page). */
@@ -295,7 +326,13 @@ export class ViewTracker implements Tracker {
     // over holes) or a start offset: part of startup, not the viewer's seek.
     if (this.destroyed || !this.started || this.state === 'closed') return;
     // Scrubbing fires several seeking events: the seek runs from the first one.
+    if (!this.seek) this.noteSeekSpan({ start: this.rt.monotonic(), end: Infinity });
     this.seek ??= { from: fromMs, since: this.rt.monotonic(), stallEnded: false };
+  }
+
+  private noteSeekSpan(span: FrameGap): void {
+    this.seekSpans.push(span);
+    if (this.seekSpans.length > 4) this.seekSpans.shift();
   }
 
   seekEnd(toMs: number | undefined): void {
@@ -303,6 +340,8 @@ export class ViewTracker implements Tracker {
     if (!seek || this.state === 'closed') return;
     this.seek = undefined;
     const now = this.rt.monotonic();
+    const span = this.seekSpans[this.seekSpans.length - 1];
+    if (span && span.end === Infinity) span.end = now;
     this.lastFrameAdvance = now;
     // Players jump small gaps by setting currentTime (hls.js over holes and on stalls,
     // Shaka's gap jumping); a viewer's seek moves further.
@@ -341,6 +380,10 @@ export class ViewTracker implements Tracker {
   error(error: PlayerError): void {
     if (this.destroyed || this.state === 'closed') return;
     if (this.state === 'idle' && !error.fatal) return;
+    const intent = this.intentAt;
+    if (this.state === 'idle' && intent !== undefined && this.rt.monotonic() - intent < INTENT_WINDOW_MS) {
+      this.playRequested(intent); // the play request this failure ends
+    }
     const data: Record<string, unknown> = {
       error_family: error.family,
       error_code: error.code === undefined ? undefined : String(error.code),
@@ -415,6 +458,8 @@ export class ViewTracker implements Tracker {
   private close(): void {
     this.cancelPendingStall();
     this.state = 'closed';
+    this.closedAt = this.rt.monotonic();
+    this.intentAt = undefined;
     this.stall = undefined;
     this.seek = undefined;
     this.playingSince = undefined;
@@ -500,13 +545,18 @@ export class ViewTracker implements Tracker {
       }
       const presented = this.probe.lastFrameAt?.();
       const frames = presented === undefined ? this.probe.decodedFrames() : undefined;
+      const gaps = this.probe.frameGaps?.() ?? [];
+      this.frozenStretchesBetweenPolls(gaps);
       if (presented !== undefined) {
         // Presented-frame times (requestVideoFrameCallback): the picture the viewer sees.
         const last = Math.max(presented, this.lastFrameAdvance);
-        if (this.stall?.fromFrames) {
-          if (presented > this.stall.since) {
-            this.stall.fromFrames = false;
-            this.stallEnd(presented);
+        const stall = this.stall;
+        if (stall?.fromFrames) {
+          if (presented > stall.since) {
+            // The first frame after the freeze, not the latest one (up to a poll later).
+            const resumed = gaps.find((g) => g.end > stall.since)?.end ?? presented;
+            stall.fromFrames = false;
+            this.stallEnd(resumed);
           }
         } else if (!this.stall && !this.seek && now - last >= (this.player.frozenFrameMs ?? Infinity)) {
           this.stallStart(last, true);
@@ -529,6 +579,24 @@ export class ViewTracker implements Tracker {
       }
       if (this.framePoll === undefined && this.state === 'playing') this.pollFrames();
     }, FRAME_POLL_MS);
+  }
+
+  /**
+   * A frozen stretch that began and ended between two polls (or before the poll saw it
+   * last long enough) is a stall all the same: the picture froze. Reported afterwards,
+   * dated from its last frame to its next one, unless a stall or a seek covered it.
+   */
+  private frozenStretchesBetweenPolls(gaps: FrameGap[]): void {
+    const limit = this.player.frozenFrameMs;
+    if (limit === undefined || this.stall || this.seek || this.pendingStall) return;
+    for (const gap of gaps) {
+      // Not before the first frame, a resume or the end of a stall or seek.
+      const start = Math.max(gap.start, this.lastFrameAdvance);
+      const seeking = this.seekSpans.some((s) => s.start <= gap.end && s.end >= gap.start);
+      if (gap.end - start < limit || seeking) continue;
+      this.openStall(start, false);
+      this.stallEnd(gap.end);
+    }
   }
 
   private inTail(): boolean {

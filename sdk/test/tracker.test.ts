@@ -328,6 +328,57 @@ describe('view tracker', () => {
     assert.equal((events[3]!.event_time as number) - (events[2]!.event_time as number), 1830);
   });
 
+  it('ends a frozen-picture stall at the first frame after it, not the latest one the poll sees', async () => {
+    const t = setup({ frozenFrameMs: 500 });
+    let lastFrame: number | undefined;
+    let gaps: { start: number; end: number }[] = [];
+    const probe = t.probe as unknown as { lastFrameAt: () => number | undefined; frameGaps: () => typeof gaps };
+    probe.lastFrameAt = () => lastFrame;
+    probe.frameGaps = () => gaps.splice(0);
+    t.tracker.playRequested();
+    t.tracker.playing();
+    for (let i = 0; i < 8; i++) {
+      await t.clock.advance(250);
+      lastFrame = t.tracker.monotonic() - 10;
+    }
+    const frozenAt = lastFrame!;
+    await t.clock.advance(1900);
+    gaps = [{ start: frozenAt, end: frozenAt + 1830 }];
+    lastFrame = frozenAt + 2030; // frames again since 200 ms
+    await t.clock.advance(250);
+    const events = await t.sent();
+    assert.deepEqual(events.map((e) => e.event_type), ['viewstart', 'playing', 'stall_start', 'stall_end']);
+    assert.equal(t.data(events[3]).stall_duration, 1830);
+  });
+
+  it('reports a frozen stretch that began and ended between two polls, but not one inside a seek', async () => {
+    const t = setup({ frozenFrameMs: 500 });
+    let gaps: { start: number; end: number }[] = [];
+    const probe = t.probe as unknown as { lastFrameAt: () => number; frameGaps: () => typeof gaps };
+    probe.lastFrameAt = () => t.tracker.monotonic() - 20;
+    probe.frameGaps = () => gaps.splice(0);
+    t.tracker.playRequested();
+    t.tracker.playing();
+    await t.clock.advance(2000);
+    const now = t.tracker.monotonic();
+    // Frozen 530 ms, 200 ms and 700 ms (the element never said it waited).
+    gaps = [
+      { start: now - 1500, end: now - 970 },
+      { start: now - 900, end: now - 700 },
+    ];
+    await t.clock.advance(250);
+    t.tracker.seekStart(4000);
+    await t.clock.advance(100);
+    t.tracker.seekEnd(20_000);
+    gaps = [{ start: t.tracker.monotonic() - 400, end: t.tracker.monotonic() + 300 }];
+    await t.clock.advance(500);
+    const events = await t.sent();
+    assert.deepEqual(events.map((e) => e.event_type), ['viewstart', 'playing', 'stall_start', 'stall_end', 'seek']);
+    assert.equal(t.data(events[3]).stall_duration, 530);
+    const start = events[0]!.event_time as number;
+    assert.equal((events[2]!.event_time as number) - start, 500);
+  });
+
   it('does not take the held last frame at the end of a VOD for a stall', async () => {
     const t = setup({ frozenFrameMs: 500 });
     t.tracker.playRequested();

@@ -35,6 +35,8 @@ RESULTS = REPO / ".local" / "browser-accuracy.json"
 # Not "test.": on the shared broker, every other test session deletes the test.* topics
 # created while it ran (tests/integration/conftest.py), which took this session's away.
 PREFIX = "sdkbrowser"
+# Above the SDK's 10 s heartbeat interval plus its 1 s flush interval (demo pages' defaults).
+VIEW_TIMEOUT_S = 15
 _accuracy: list[dict[str, Any]] = []
 
 
@@ -72,7 +74,14 @@ def pipeline(
     collector, collector_url = start_collector(topics, key, org, media_url, workdir)
     app_id = f"{PREFIX}-{suffix}"
     env = processor_env(
-        topics, app_id=app_id, data_dir=workdir / "worker", remote_write_url=prometheus.write_url
+        topics,
+        app_id=app_id,
+        data_dir=workdir / "worker",
+        remote_write_url=prometheus.write_url,
+        # A playing view is quiet between its events for up to the SDK's heartbeat interval
+        # (10 s; at 2x the first quartile comes ~3 s after the first frame, plus a 1 s
+        # flush): the integration tests' 4 s timeout closed such views with what had arrived.
+        PROCESSOR_VIEW_TIMEOUT_S=str(VIEW_TIMEOUT_S),
     )
     worker = ProcessorWorker(env, workdir / "worker.log")
     wait_for("processor healthy", worker.healthy, 60)

@@ -1,10 +1,13 @@
 /**
- * dash.js: renditions from QUALITY_CHANGE_RENDERED (the representation now shown, its
- * declared bandwidth). With separate audio, dash.js can report "playing" and move
- * currentTime over a frozen video frame, so decoded frames are cross-checked.
+ * dash.js: renditions from QUALITY_CHANGE_RENDERED (the representation played, its
+ * declared bandwidth), reported when its picture is on screen: with fast switching
+ * (dash.js's default) an up-switch is appended over the buffer ahead, and the event comes
+ * as soon as the new segment covering the position has loaded, while the frames already
+ * queued still show the old one. With separate audio, dash.js can report "playing" and
+ * move currentTime over a frozen video frame, so decoded frames are cross-checked.
  */
 import type { Client } from '../client.js';
-import { listenMedia, mediaProbe, withCleanup } from '../media.js';
+import { listenMedia, mediaProbe, renditionOnScreen, withCleanup } from '../media.js';
 import { type ErrorFamily, type Rendition, type TrackOptions, type Tracker, ViewTracker } from '../tracker.js';
 
 interface DashRepresentation {
@@ -75,12 +78,15 @@ export function trackDashJs(
     return typeof s === 'string' ? s : undefined;
   }
   let source = currentSource();
+  // The event says the position reached the new representation: with the same picture
+  // size there is nothing later to wait for.
+  const onScreen = renditionOnScreen(video, tracker, { sameSize: 'now' });
   const listeners: [string, (event: never) => void][] = [
     [
       'qualityChangeRendered',
       (e: { mediaType: string; newRepresentation?: DashRepresentation }) => {
         if (e.mediaType !== 'video' || !e.newRepresentation) return;
-        tracker.rendition(representationRendition(e.newRepresentation));
+        onScreen.announce(representationRendition(e.newRepresentation));
       },
     ],
     [
@@ -105,7 +111,7 @@ export function trackDashJs(
   ];
   for (const [name, fn] of listeners) player.on(name, fn);
   const media = listenMedia(video, tracker, { errors: true, watchFrames: true });
-  return withCleanup(tracker, media.off, () => {
+  return withCleanup(tracker, media.off, onScreen.off, () => {
     for (const [name, fn] of listeners) player.off(name, fn);
   });
 }

@@ -13,11 +13,27 @@ interface VhsPlaylist {
   attributes?: { BANDWIDTH?: number; RESOLUTION?: { width: number; height: number }; 'FRAME-RATE'?: number };
 }
 
+/** `error.metadata` of Video.js 8 / VHS errors (videojs.Error types). */
+interface VhsErrorMetadata {
+  errorType?: string;
+  requestType?: string;
+  status?: number;
+}
+
+interface VhsError {
+  code?: number;
+  message?: string;
+  status?: number;
+  metadata?: VhsErrorMetadata;
+}
+
 interface Vhs {
+  /** The multivariant / media playlist loader (VHS re-exposes it as `playlists`). */
   playlists?: {
     media(): VhsPlaylist | undefined;
     on(type: string, fn: () => void): void;
     off?(type: string, fn: () => void): void;
+    error?: VhsError | string;
   };
 }
 
@@ -31,13 +47,32 @@ export interface VideoJsPlayerLike {
   on(type: string, fn: () => void): void;
   off(type: string, fn: () => void): void;
   tech(safety?: unknown): VjsTech | undefined;
-  error(): { code: number; message?: string; metadata?: unknown } | null;
+  error(): { code: number; message?: string; metadata?: VhsErrorMetadata | null } | null;
   currentSrc?(): string;
 }
 
+/** How long the picture may stay frozen while "playing" before it is a stall (ms). */
+export const VHS_FROZEN_FRAME_MS = 500;
+
 const CODE_FAMILY: Record<number, ErrorFamily> = { 1: 'other', 2: 'network', 3: 'decode', 4: 'media', 5: 'drm' };
 
-export function videoJsErrorFamily(code: number, message = ''): ErrorFamily {
+/** VHS request types (`metadata.requestType`) that fetch a playlist or manifest. */
+const MANIFEST_REQUESTS = new Set(['hls-playlist', 'dash-manifest', 'dash-sidx', 'content-steering-manifest']);
+
+/** The family of a videojs.Error type (`metadata.errorType`), if it tells. */
+function errorTypeFamily(metadata: VhsErrorMetadata | undefined): ErrorFamily | undefined {
+  const type = metadata?.errorType;
+  if (!type) return undefined;
+  if (type.startsWith('network')) return MANIFEST_REQUESTS.has(metadata.requestType ?? '') ? 'manifest' : 'network';
+  if (/playlistparser|manifestparser|steeringparser/.test(type)) return 'manifest';
+  if (type === 'streamingfailedtodecryptsegment') return 'drm';
+  if (/transmux|append|codecs|selectnextsegment/.test(type)) return 'media';
+  return 'other';
+}
+
+export function videoJsErrorFamily(code: number, message = '', metadata?: VhsErrorMetadata): ErrorFamily {
+  const typed = errorTypeFamily(metadata);
+  if (typed) return typed;
   if (/playlist|manifest/i.test(message)) return 'manifest';
   return CODE_FAMILY[code] ?? 'other';
 }
@@ -67,7 +102,10 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   const version = (globalThis as { videojs?: { VERSION?: string } }).videojs?.VERSION;
   const tracker = new ViewTracker(
     client,
-    { name: 'video.js', version },
+    // VHS's quality change removes the whole buffer and re-fetches around the position:
+    // the picture freezes, the element says `playing` at the new rendition's first frame
+    // and can hold it again for a while without `waiting`. Presented frames tell.
+    { name: 'video.js', version, frozenFrameMs: VHS_FROZEN_FRAME_MS },
     mediaProbe(video, {
       sourceUrl: () => player.currentSrc?.() || video.currentSrc || undefined,
       rendition: () => playlistRendition(techOf(player)?.vhs),
@@ -76,27 +114,65 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   );
 
   let hooked: Vhs | undefined;
+  // A playlist that failed for good (a 404 master after maxPlaylistRetries) reaches the
+  // player in one of two ways: VHS's own error (code 2, "HLS playlist request error",
+  // with metadata), or, once the MediaSource is open, VHS ends the stream with
+  // endOfStream('network') and the element's MEDIA_ERR_SRC_NOT_SUPPORTED (code 4, no
+  // metadata) is what player.error() says. The loader's error is the cause then.
+  let loaderError: VhsError | undefined;
+  const onLoaderError = (): void => {
+    const error = hooked?.playlists?.error;
+    loaderError = typeof error === 'object' ? error : typeof error === 'string' ? { message: error } : undefined;
+  };
+  const onLoaderLoaded = (): void => {
+    loaderError = undefined;
+  };
   const onScreen = renditionOnScreen(video, tracker);
   const onMediaChange = (): void => {
     const rendition = playlistRendition(hooked);
     if (rendition) onScreen.announce(rendition);
   };
+  const loaderEvents: [string, () => void][] = [
+    ['mediachange', () => onMediaChange()],
+    ['error', () => onLoaderError()],
+    ['loadedplaylist', () => onLoaderLoaded()],
+  ];
+  const unhookVhs = (): void => {
+    for (const [name, fn] of loaderEvents) hooked?.playlists?.off?.(name, fn);
+  };
   const hookVhs = (): void => {
     const vhs = techOf(player)?.vhs;
     if (!vhs?.playlists || vhs === hooked) return;
-    hooked?.playlists?.off?.('mediachange', onMediaChange);
+    unhookVhs();
     hooked = vhs;
-    vhs.playlists.on('mediachange', onMediaChange);
+    loaderError = undefined;
+    for (const [name, fn] of loaderEvents) vhs.playlists.on(name, fn);
+    // Hooked after the loader failed before loading anything (a 404 master answered
+    // before `loadstart`); an error from before a successful load is stale.
+    if (vhs.playlists.error && !vhs.playlists.media()) onLoaderError();
     onMediaChange();
   };
   const onError = (): void => {
     const error = player.error();
     if (!error) return;
+    // Video.js errors carry `metadata: null` unless VHS filled it in. Only the element's
+    // "network" and "source not supported" can be the loader's doing.
+    const own = error.metadata?.errorType ? error.metadata : undefined;
+    const cause = !own && (error.code === 2 || error.code === 4) ? loaderError : undefined;
+    const metadata = own ?? cause?.metadata;
     tracker.error({
       fatal: true,
-      family: videoJsErrorFamily(error.code, error.message),
+      family: cause
+        ? videoJsErrorFamily(cause.code ?? error.code, cause.message, metadata)
+        : videoJsErrorFamily(error.code, error.message, metadata),
       code: error.code,
-      message: error.message,
+      message: cause?.message ?? error.message,
+      context: {
+        error_type: metadata?.errorType,
+        request_type: metadata?.requestType,
+        status: cause?.status ?? metadata?.status,
+        element_message: cause ? error.message : undefined,
+      },
     });
   };
   let source = player.currentSrc?.() || undefined;
@@ -115,7 +191,7 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   hookVhs();
   // player.play() waits for VHS to load its playlists before it calls the element's
   // play(), so the element's `play` comes late: the play intent is the player's play().
-  const media = listenMedia(video, tracker, { errors: false, sourceChanges: false });
+  const media = listenMedia(video, tracker, { errors: false, sourceChanges: false, watchFrames: true });
   const restorePlay = wrapMethod(player, 'play', (play) =>
     function (this: unknown, ...args: unknown[]) {
       media.noteIntent();
@@ -126,6 +202,6 @@ export function trackVideoJs(client: Client, player: VideoJsPlayerLike, options:
   );
   return withCleanup(tracker, media.off, onScreen.off, restorePlay, () => {
     for (const [name, fn] of playerEvents) player.off(name, fn);
-    hooked?.playlists?.off?.('mediachange', onMediaChange);
+    unhookVhs();
   });
 }
