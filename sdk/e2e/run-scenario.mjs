@@ -47,7 +47,14 @@ try {
   page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
   // What the SDK sent (each attempt), for diagnosis: event type, time, id and data.
   result.sent = [];
+  // What a player sent to a CMCD event target (pages with no SDK): each request's records.
+  result.cmcd = [];
   page.on('request', (request) => {
+    if (request.url().includes('/v1/cmcd')) {
+      const records = (request.postData() || '').split('\n').filter((line) => line.trim());
+      result.cmcd.push({ t: Date.now(), method: request.method(), records });
+      return;
+    }
     if (request.method() !== 'POST' || !request.url().includes('/v1/events')) return;
     try {
       const body = JSON.parse(request.postData() || '{}');
