@@ -216,6 +216,7 @@ def to_events(record: Mapping[str, Any], text: str, context: Context) -> list[di
 
     state = _str(record, "sta")
     codes = _codes(record)
+    kinds: tuple[str, ...]
     if event == "ps" and state == "f" and not codes:
         # The players send the error report (e=e, with the codes) right after the fatal
         # state, in a request of its own: that report is the view's failure, so the
