@@ -1,0 +1,266 @@
+"""hls.js, dash.js and Shaka Player with no SDK at all, in CMCD v2 event mode (CTA-5004-B)
+with our collector's /v1/cmcd endpoint as the event target, in headless Chromium through the
+real collector, Kafka and processor: the per-view values on qoe.views against the truth the
+media server injected and the page saw (sdk/e2e/truth.js).
+
+Same tolerances as the SDK tests (test_players.py): startup within 150 ms and stall duration
+within 250 ms of what was on screen; counts exact; bitrate equal to the declared bitrate of
+the pinned rendition. Where a player's records cannot support a value, docs/cmcd.md says why
+and the test asserts what the records do support.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from ingest.cmcd import parse_record, view_id
+from tests.browser.conftest import Pipeline, record_accuracy
+from tests.browser.harness import ScenarioRun, run_scenario
+from tests.media import catalog
+
+pytestmark = [pytest.mark.kafka, pytest.mark.browser, pytest.mark.timeout(150)]
+
+STARTUP_TOLERANCE_MS = 150
+STALL_TOLERANCE_MS = 250
+PINNED = "540p"
+# Interval reports (e=t) every 2 s: the test processor ends a view after 4 s without events
+# (tests/integration/pipeline.py), production after an hour.
+INTERVAL_S = 2
+
+
+@dataclass(frozen=True)
+class Player:
+    name: str
+    source: str  # hls | dash
+    manifest: str
+    # What the player's records cannot support (docs/cmcd.md, "What each player reports"):
+    # Shaka 5.2.12 sends no starting state and its msd only on the record after the first
+    # playing state, so the view has no startup time (the records' msd is checked instead);
+    # a failed load() sends no error; br is the variant's (video + audio) bandwidth.
+    startup_on_view: bool = True
+    reports_load_failure: bool = True
+    variant_bitrate: bool = False
+
+    @property
+    def page(self) -> str:
+        return f"cmcd-{self.name}.html"
+
+    @property
+    def label(self) -> str:
+        """The accuracy table's row (the SDK tests' rows are the bare player names)."""
+        return f"{self.name} (CMCD)"
+
+    def declared_bitrate(self, rendition: str) -> int:
+        r = catalog.rendition(rendition)
+        if self.source == "hls":
+            return r.hls_bandwidth  # BANDWIDTH of the muxed variant
+        audio = catalog.DASH_AUDIO_BANDWIDTH if self.variant_bitrate else 0
+        return r.dash_bandwidth + audio
+
+
+PLAYERS = {
+    p.name: p
+    for p in (
+        Player("hlsjs", "hls", "master.m3u8"),
+        Player("dashjs", "dash", "manifest.mpd"),
+        Player(
+            "shaka",
+            "dash",
+            "manifest.mpd",
+            startup_on_view=False,
+            reports_load_failure=False,
+            variant_bitrate=True,
+        ),
+    )
+}
+ALL = list(PLAYERS)
+
+
+@dataclass
+class CmcdRun:
+    result: ScenarioRun
+    run: str
+    view_id: str
+
+    def records(self) -> list[str]:
+        """Every CMCD record the player sent (the driver saw the requests)."""
+        return [r for request in self.result.result.get("cmcd") or [] for r in request["records"]]
+
+    def parsed(self) -> list[dict[str, Any]]:
+        return [parse_record(text) for text in self.records()]
+
+
+def scenario(
+    pipeline: Pipeline,
+    player: Player,
+    name: str,
+    faults: dict[str, Any],
+    params: dict[str, Any] | None = None,
+    **driver: Any,
+) -> CmcdRun:
+    run = uuid.uuid4().hex[:12]
+    spec = ",".join(f"{k}={v}" for k, v in {"run": run, **faults}.items())
+    video = f"cmcd-{player.name}-{name}"
+    query: dict[str, Any] = {
+        "faults": spec,
+        "video": video,
+        "interval": INTERVAL_S,
+        **(params or {}),
+    }
+    url = f"{pipeline.media_url}/demo/{player.page}?{urlencode(query)}"
+    result = run_scenario(
+        {"url": url, "scenario": name, "server": pipeline.media_url, "run": run, **driver}
+    )
+    # The page exposes its CMCD session id; the collector's view is (org, sid, cid).
+    assert len(result.view_ids) == 1, result.view_ids
+    return CmcdRun(result, run, view_id(pipeline.org, result.view_ids[0], video))
+
+
+class Summary(dict[str, Any]):
+    """A qoe.views summary whose repr (in assertion messages) shows the QoE values only."""
+
+    SHOWN = (
+        "end_reason", "outcome", "video_startup_time_ms", "playing_time_ms", "rebuffer_count",
+        "rebuffer_duration_ms", "seek_count", "seek_wait_ms", "failed", "error_family",
+        "error_code", "completed", "average_bitrate_bps", "upshift_count", "downshift_count",
+    )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return repr({k: self.get(k) for k in self.SHOWN})
+
+
+def one_view(pipeline: Pipeline, player: Player, cmcd: CmcdRun) -> Summary:
+    try:
+        summary = Summary(pipeline.views.wait([cmcd.view_id])[cmcd.view_id])
+    except BaseException:
+        print("records sent:\n" + "\n".join(cmcd.records()))  # noqa: T201 (shown on failure)
+        raise
+    print(json.dumps({"records": cmcd.records()}, indent=1))  # noqa: T201
+    assert summary["org_id"] == pipeline.org
+    # Where the view came from: the CMCD path, and the player named in the target URL.
+    assert summary["player_id"] == "cmcd"
+    assert summary["session_id"] == cmcd.result.view_ids[0]
+    assert summary["labels"].get("player") == player.name, summary["labels"]
+    return summary
+
+
+def check_startup(player: Player, cmcd: CmcdRun, summary: dict[str, Any]) -> None:
+    truth = cmcd.result.startup_ms
+    startup = summary["video_startup_time_ms"]
+    if not player.startup_on_view:
+        # No starting state, and msd comes after the first playing state: the processor
+        # takes a startup time only at the first frame (docs/cmcd.md), so the view has none.
+        assert startup is None, summary
+        assert not any(r.get("sta") == "s" for r in cmcd.parsed() if r.get("e") == "ps")
+        first_playing = next(
+            i for i, r in enumerate(cmcd.parsed()) if r.get("e") == "ps" and r.get("sta") == "p"
+        )
+        [msd] = [r["msd"] for r in cmcd.parsed() if "msd" in r]
+        assert "msd" not in cmcd.parsed()[first_playing]
+        # What the records do say is right: the player's msd against the screen.
+        record_accuracy(player.label, "startup (msd in the records)", msd, truth)
+        assert abs(msd - truth) <= STARTUP_TOLERANCE_MS, (msd, truth)
+        return
+    assert startup is not None, summary
+    record_accuracy(player.label, "startup", startup, truth)
+    assert abs(startup - truth) <= STARTUP_TOLERANCE_MS, (startup, truth)
+
+
+def check_pinned_rendition(player: Player, summary: dict[str, Any]) -> None:
+    assert summary["average_bitrate_bps"] == player.declared_bitrate(PINNED), summary
+    assert (summary["upshift_count"], summary["downshift_count"]) == (0, 0), summary
+    # CMCD has no picture-size key: the view cannot know the resolution.
+    assert (summary["last_width"], summary["last_height"]) == (None, None)
+
+
+def check_clean_play(summary: dict[str, Any]) -> None:
+    assert summary["outcome"] == "played", summary
+    assert not summary["failed"]
+    assert summary["error_family"] is None
+    assert summary["rebuffer_count"] == 0, summary
+    assert summary["rebuffer_duration_ms"] == 0
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_play_to_the_end(pipeline: Pipeline, name: str) -> None:
+    player = PLAYERS[name]
+    cmcd = scenario(pipeline, player, "play", {"only": PINNED}, {"rate": 2})
+    summary = one_view(pipeline, player, cmcd)
+    check_clean_play(summary)
+    check_startup(player, cmcd, summary)
+    check_pinned_rendition(player, summary)
+    assert summary["end_reason"] == "ended"
+    assert summary["completed"] is True
+    assert summary["seek_count"] == 0
+    # 24 s of content at 2x: playing time is wall time (about 12 s).
+    assert summary["playing_time_ms"] == pytest.approx(catalog.DURATION_S * 1000 / 2, rel=0.15)
+    assert not cmcd.result.stalls()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_startup_delay(pipeline: Pipeline, name: str) -> None:
+    player = PLAYERS[name]
+    delay_ms = 1200
+    cmcd = scenario(
+        pipeline, player, "startup", {"only": PINNED, "startdelay": delay_ms}, {"rate": 2}
+    )
+    assert cmcd.result.startup_ms >= delay_ms
+    summary = one_view(pipeline, player, cmcd)
+    check_clean_play(summary)
+    check_startup(player, cmcd, summary)
+    if player.startup_on_view:
+        assert summary["video_startup_time_ms"] >= delay_ms
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_mid_play_stall(pipeline: Pipeline, name: str) -> None:
+    player = PLAYERS[name]
+    hold_ms = 1500
+    cmcd = scenario(
+        pipeline,
+        player,
+        "stall",
+        {"only": PINNED, "hold": 4},
+        {"rate": 2, "buffer": 3},
+        holdMs=hold_ms,
+    )
+    stalls = cmcd.result.stalls()
+    assert len(stalls) == 1, cmcd.result.truth["gaps"]
+    assert stalls[0] >= hold_ms
+    summary = one_view(pipeline, player, cmcd)
+    assert summary["outcome"] == "played"
+    assert summary["rebuffer_count"] == 1, summary
+    record_accuracy(player.label, "stall", summary["rebuffer_duration_ms"], stalls[0])
+    assert abs(summary["rebuffer_duration_ms"] - stalls[0]) <= STALL_TOLERANCE_MS, (
+        summary,
+        stalls[0],
+    )
+    check_startup(player, cmcd, summary)
+    check_pinned_rendition(player, summary)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_fatal_error(pipeline: Pipeline, name: str) -> None:
+    player = PLAYERS[name]
+    cmcd = scenario(pipeline, player, "fatal", {"fail": f"404:{player.manifest}"}, {"fastfail": 1})
+    assert cmcd.result.truth["firstFrame"] is None
+    summary = one_view(pipeline, player, cmcd)
+    if not player.reports_load_failure:
+        # load() rejected, and Shaka's CMCD manager listens only to the player's `error`
+        # events, which a failed load() does not dispatch: no error, no fatal state was sent.
+        sent = cmcd.parsed()
+        assert not [r for r in sent if r.get("e") == "e" or r.get("sta") == "f"], sent
+        assert summary["failed"] is False, summary
+        assert summary["outcome"] == "exited_before_start"
+        return
+    assert summary["failed"] is True, summary
+    assert summary["failed_before_start"] is True
+    assert summary["outcome"] == "failed"
+    assert summary["end_reason"] == "failed"
+    assert summary["error_family"] in {"network", "manifest"}, summary
