@@ -11,7 +11,6 @@ and the test asserts what the records do support.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +39,12 @@ class Player:
     source: str  # hls | dash
     manifest: str
     # What the player's records cannot support (docs/cmcd.md, "What each player reports"):
+    # dash.js 5.2.1 reports rebuffering only on the media element's `waiting`, which does
+    # not fire when the video stalls while the separate audio plays on (the stall test).
     # Shaka 5.2.12 sends no starting state and its msd only on the record after the first
     # playing state, so the view has no startup time (the records' msd is checked instead);
     # a failed load() sends no error; br is the variant's (video + audio) bandwidth.
+    reports_rebuffering: bool = True
     startup_on_view: bool = True
     reports_load_failure: bool = True
     variant_bitrate: bool = False
@@ -68,7 +70,7 @@ PLAYERS = {
     p.name: p
     for p in (
         Player("hlsjs", "hls", "master.m3u8"),
-        Player("dashjs", "dash", "manifest.mpd"),
+        Player("dashjs", "dash", "manifest.mpd", reports_rebuffering=False),
         Player(
             "shaka",
             "dash",
@@ -136,12 +138,9 @@ class Summary(dict[str, Any]):
 
 
 def one_view(pipeline: Pipeline, player: Player, cmcd: CmcdRun) -> Summary:
-    try:
-        summary = Summary(pipeline.views.wait([cmcd.view_id])[cmcd.view_id])
-    except BaseException:
-        print("records sent:\n" + "\n".join(cmcd.records()))  # noqa: T201 (shown on failure)
-        raise
-    print(json.dumps({"records": cmcd.records()}, indent=1))  # noqa: T201
+    # Captured by pytest: shown with a failure, for diagnosis.
+    print("records the player sent:\n" + "\n".join(cmcd.records()))  # noqa: T201
+    summary = Summary(pipeline.views.wait([cmcd.view_id])[cmcd.view_id])
     assert summary["org_id"] == pipeline.org
     # Where the view came from: the CMCD path, and the player named in the target URL.
     assert summary["player_id"] == "cmcd"
@@ -235,14 +234,20 @@ def test_mid_play_stall(pipeline: Pipeline, name: str) -> None:
     assert stalls[0] >= hold_ms
     summary = one_view(pipeline, player, cmcd)
     assert summary["outcome"] == "played"
+    check_startup(player, cmcd, summary)
+    check_pinned_rendition(player, summary)
+    if not player.reports_rebuffering:
+        # The picture froze for the held segment, the records never left "playing".
+        states = [r.get("sta") for r in cmcd.parsed() if r.get("e") == "ps"]
+        assert "r" not in states, states
+        assert summary["rebuffer_count"] == 0, summary
+        return
     assert summary["rebuffer_count"] == 1, summary
     record_accuracy(player.label, "stall", summary["rebuffer_duration_ms"], stalls[0])
     assert abs(summary["rebuffer_duration_ms"] - stalls[0]) <= STALL_TOLERANCE_MS, (
         summary,
         stalls[0],
     )
-    check_startup(player, cmcd, summary)
-    check_pinned_rendition(player, summary)
 
 
 @pytest.mark.parametrize("name", ALL)
