@@ -146,6 +146,12 @@ try {
     default:
       throw new Error(`unknown scenario ${spec.scenario}`);
   }
+  if (spec.cmcdUntil) {
+    // A CMCD page: until the player has sent a record with this text (e.g. Shaka's msd, which
+    // rides on the record after the first playing state).
+    await until(`a CMCD record with ${spec.cmcdUntil}`, async () =>
+      result.cmcd.some((request) => request.records.some((r) => r.includes(spec.cmcdUntil))));
+  }
   await noteView();
   Object.assign(result, await state(), { truth: await truth() });
   if (spec.scenario === 'close') {

@@ -116,6 +116,9 @@ def scenario(
         **(params or {}),
     }
     url = f"{pipeline.media_url}/demo/{player.page}?{urlencode(query)}"
+    if not player.startup_on_view and name != "fatal":
+        # Its msd rides on the next record (an interval report at the latest): wait for it.
+        driver.setdefault("cmcdUntil", "msd=")
     result = run_scenario(
         {"url": url, "scenario": name, "server": pipeline.media_url, "run": run, **driver}
     )
