@@ -16,6 +16,7 @@
     seeks: [], // { start, end }
     ended: null,
     errors: [],
+    playing: [], // times of the media element's `playing` events (what some players report)
   });
   const now = () => performance.timeOrigin + performance.now();
   const play = HTMLMediaElement.prototype.play;
@@ -40,6 +41,7 @@
       seekingSince = null;
     });
     video.addEventListener('ended', () => (truth.ended = Date.now()));
+    video.addEventListener('playing', () => truth.playing.push(Date.now()));
     video.addEventListener('error', () => truth.errors.push({ t: Date.now(), code: video.error && video.error.code }));
     const onFrame = (_now, meta) => {
       const t = performance.timeOrigin + meta.expectedDisplayTime;
