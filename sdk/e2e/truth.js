@@ -16,7 +16,9 @@
     seeks: [], // { start, end }
     ended: null,
     errors: [],
-    playing: [], // times of the media element's `playing` events (what some players report)
+    // Times of the media element's `play` and `playing` events (what the players report).
+    playEvents: [],
+    playing: [],
   });
   const now = () => performance.timeOrigin + performance.now();
   const play = HTMLMediaElement.prototype.play;
@@ -41,6 +43,7 @@
       seekingSince = null;
     });
     video.addEventListener('ended', () => (truth.ended = Date.now()));
+    video.addEventListener('play', () => truth.playEvents.push(Date.now()));
     video.addEventListener('playing', () => truth.playing.push(Date.now()));
     video.addEventListener('error', () => truth.errors.push({ t: Date.now(), code: video.error && video.error.code }));
     const onFrame = (_now, meta) => {

@@ -39,15 +39,20 @@ class Player:
     source: str  # hls | dash
     manifest: str
     # What the player's records cannot support (docs/cmcd.md, "What each player reports"):
-    # dash.js 5.2.1 reports playing at the media element's `playing` event, which came up to
-    # 175 ms after the first frame was on screen (separate audio), so its startup is checked
-    # against that event (and its on-screen error goes to the accuracy table);
+    # Both hls.js and dash.js report playing at the media element's `playing` event, which for
+    # dash.js came up to 175 ms after the first frame was on screen (separate audio), and
+    # hls.js reports starting at the media `play` event, which came up to 210 ms after the
+    # app's play() on the loaded machine: their startup is checked against those events
+    # (`startup_from`), the on-screen error goes to the accuracy table;
     # dash.js 5.2.1 reports rebuffering only on the media element's `waiting`, which does
     # not fire when the video stalls while the separate audio plays on (the stall test).
     # Shaka 5.2.12 sends no starting state and its msd only on the record after the first
     # playing state, so the view has no startup time (the records' msd is checked instead);
     # a failed load() sends no error; br is the variant's (video + audio) bandwidth.
-    startup_at_playing_event: bool = False
+    # "screen": the app's play() to the first frame; "play request" / "play event": from
+    # there (dash.js: its starting state is at initialize(), just before the page's play())
+    # to the media element's first `playing` event.
+    startup_from: str = "screen"
     reports_rebuffering: bool = True
     startup_on_view: bool = True
     reports_load_failure: bool = True
@@ -73,12 +78,12 @@ class Player:
 PLAYERS = {
     p.name: p
     for p in (
-        Player("hlsjs", "hls", "master.m3u8"),
+        Player("hlsjs", "hls", "master.m3u8", startup_from="play event"),
         Player(
             "dashjs",
             "dash",
             "manifest.mpd",
-            startup_at_playing_event=True,
+            startup_from="play request",
             reports_rebuffering=False,
         ),
         Player(
@@ -155,7 +160,8 @@ def one_view(pipeline: Pipeline, player: Player, cmcd: CmcdRun) -> Summary:
     truth = cmcd.result.truth
     print(  # noqa: T201
         f"play request {cmcd.result.play_requested:.0f}, first frame {truth['firstFrame']}, "
-        f"playing events {truth['playing']}"
+        f"play events {truth.get('playEvents')}, playing events {truth['playing']}, "
+        f"seeks {truth['seeks']}"
     )
     print("records the player sent:\n" + "\n".join(cmcd.records()))  # noqa: T201
     summary = Summary(pipeline.views.wait([cmcd.view_id])[cmcd.view_id])
@@ -186,12 +192,15 @@ def check_startup(player: Player, cmcd: CmcdRun, summary: dict[str, Any]) -> Non
         return
     assert startup is not None, summary
     record_accuracy(player.label, "startup", startup, truth)
-    if player.startup_at_playing_event:
-        # What its records can say: the play request to the media element's `playing`.
-        playing = cmcd.result.truth["playing"][0] - cmcd.result.play_requested
-        record_accuracy(player.label, "startup vs the playing event", startup, playing)
-        assert abs(startup - playing) <= STARTUP_TOLERANCE_MS, (startup, playing, truth)
-        assert playing >= truth - STARTUP_TOLERANCE_MS  # the event is not before the frame
+    if player.startup_from != "screen":
+        # What its records can say: its starting event to the media element's `playing`.
+        seen = cmcd.result.truth
+        start = seen["playEvents"][0] if player.startup_from == "play event" else None
+        events = seen["playing"][0] - (start or cmcd.result.play_requested)
+        record_accuracy(
+            player.label, f"startup vs {player.startup_from} to playing", startup, events
+        )
+        assert abs(startup - events) <= STARTUP_TOLERANCE_MS, (startup, events, truth)
         return
     assert abs(startup - truth) <= STARTUP_TOLERANCE_MS, (startup, truth)
 
@@ -221,7 +230,11 @@ def test_play_to_the_end(pipeline: Pipeline, name: str) -> None:
     check_pinned_rendition(player, summary)
     assert summary["end_reason"] == "ended"
     assert summary["completed"] is True
-    assert summary["seek_count"] == 0
+    # No seek was asked for, but hls.js seeks the media element itself around the first frame
+    # (over the start gap), and reports it as seeking when it comes after `playing`.
+    seen = cmcd.result.truth
+    reported = [s for s in seen["seeks"] if s["start"] >= seen["playing"][0]]
+    assert summary["seek_count"] == len(reported), seen["seeks"]
     # 24 s of content at 2x: playing time is wall time (about 12 s).
     assert summary["playing_time_ms"] == pytest.approx(catalog.DURATION_S * 1000 / 2, rel=0.15)
     assert not cmcd.result.stalls()
