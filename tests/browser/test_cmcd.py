@@ -50,8 +50,10 @@ class Player:
     # playing state, so the view has no startup time (the records' msd is checked instead);
     # a failed load() sends no error; br is the variant's (video + audio) bandwidth.
     # "screen": the app's play() to the first frame; "play request" / "play event": from
-    # there (dash.js: its starting state is at initialize(), just before the page's play())
-    # to the media element's first `playing` event.
+    # there (dash.js: its starting state is at initialize(), just before the page's play();
+    # Shaka's msd: from load(), just after it) to the media element's first `playing` event,
+    # which Shaka dispatched up to 230 ms after the first frame when it seeked over the
+    # start gap first.
     startup_from: str = "screen"
     reports_rebuffering: bool = True
     startup_on_view: bool = True
@@ -91,6 +93,7 @@ PLAYERS = {
             "dash",
             "manifest.mpd",
             startup_on_view=False,
+            startup_from="play request",
             reports_load_failure=False,
             variant_bitrate=True,
         ),
@@ -174,7 +177,13 @@ def one_view(pipeline: Pipeline, player: Player, cmcd: CmcdRun) -> Summary:
 
 
 def check_startup(player: Player, cmcd: CmcdRun, summary: dict[str, Any]) -> None:
+    """On-screen startup errors go to the accuracy table; the players report starting and
+    playing at media element events (docs/cmcd.md), so the value is checked against those
+    events where they differ from the screen by more than the tolerance (``startup_from``)."""
     truth = cmcd.result.startup_ms
+    seen = cmcd.result.truth
+    start = seen["playEvents"][0] if player.startup_from == "play event" else None
+    events = seen["playing"][0] - (start or cmcd.result.play_requested)
     startup = summary["video_startup_time_ms"]
     if not player.startup_on_view:
         # No starting state, and msd comes after the first playing state: the processor
@@ -184,25 +193,18 @@ def check_startup(player: Player, cmcd: CmcdRun, summary: dict[str, Any]) -> Non
         first_playing = next(
             i for i, r in enumerate(cmcd.parsed()) if r.get("e") == "ps" and r.get("sta") == "p"
         )
-        [msd] = [r["msd"] for r in cmcd.parsed() if "msd" in r]
+        [startup] = [r["msd"] for r in cmcd.parsed() if "msd" in r]
         assert "msd" not in cmcd.parsed()[first_playing]
-        # What the records do say is right: the player's msd against the screen.
-        record_accuracy(player.label, "startup (msd in the records)", msd, truth)
-        assert abs(msd - truth) <= STARTUP_TOLERANCE_MS, (msd, truth)
+        label = "startup (msd in the records)"
+    else:
+        assert startup is not None, summary
+        label = "startup"
+    record_accuracy(player.label, label, startup, truth)
+    if player.startup_from == "screen":
+        assert abs(startup - truth) <= STARTUP_TOLERANCE_MS, (startup, truth)
         return
-    assert startup is not None, summary
-    record_accuracy(player.label, "startup", startup, truth)
-    if player.startup_from != "screen":
-        # What its records can say: its starting event to the media element's `playing`.
-        seen = cmcd.result.truth
-        start = seen["playEvents"][0] if player.startup_from == "play event" else None
-        events = seen["playing"][0] - (start or cmcd.result.play_requested)
-        record_accuracy(
-            player.label, f"startup vs {player.startup_from} to playing", startup, events
-        )
-        assert abs(startup - events) <= STARTUP_TOLERANCE_MS, (startup, events, truth)
-        return
-    assert abs(startup - truth) <= STARTUP_TOLERANCE_MS, (startup, truth)
+    record_accuracy(player.label, f"{label} vs {player.startup_from} to playing", startup, events)
+    assert abs(startup - events) <= STARTUP_TOLERANCE_MS, (startup, events, truth)
 
 
 def check_pinned_rendition(player: Player, summary: dict[str, Any]) -> None:
