@@ -27,6 +27,8 @@ pytestmark = [pytest.mark.kafka, pytest.mark.browser, pytest.mark.timeout(150)]
 
 STARTUP_TOLERANCE_MS = 150
 STALL_TOLERANCE_MS = 250
+# A reported rebuffering this short, with no frozen stretch on screen, is a flicker.
+FLICKER_MS = 250
 PINNED = "540p"
 # Interval reports (e=t) every 2 s: the test processor ends a view after 4 s without events
 # (tests/integration/pipeline.py), production after an hour.
@@ -48,7 +50,9 @@ class Player:
     # not fire when the video stalls while the separate audio plays on (the stall test).
     # Shaka 5.2.12 sends no starting state and its msd only on the record after the first
     # playing state, so the view has no startup time (the records' msd is checked instead);
-    # a failed load() sends no error; br is the variant's (video + audio) bandwidth.
+    # a failed load() sends no error; br is the variant's (video + audio) bandwidth; its
+    # buffering observer now and then reports a rebuffering of tens of ms right after the
+    # first playing state, with nothing frozen on screen (`rebuffer_flickers`).
     # "screen": the app's play() to the first frame; "play request" / "play event": from
     # there (dash.js: its starting state is at initialize(), just before the page's play();
     # Shaka's msd: from load(), just after it) to the media element's first `playing` event,
@@ -58,6 +62,7 @@ class Player:
     reports_rebuffering: bool = True
     startup_on_view: bool = True
     reports_load_failure: bool = True
+    rebuffer_flickers: bool = False
     variant_bitrate: bool = False
 
     @property
@@ -96,6 +101,7 @@ PLAYERS = {
             startup_from="play request",
             reports_load_failure=False,
             variant_bitrate=True,
+            rebuffer_flickers=True,
         ),
     )
 }
@@ -114,6 +120,17 @@ class CmcdRun:
 
     def parsed(self) -> list[dict[str, Any]]:
         return [parse_record(text) for text in self.records()]
+
+    def rebufferings(self) -> list[float]:
+        """Durations (ms) of the rebuffering states reported after the first playing state."""
+        unique = {r.get("sn"): r for r in self.parsed()}.values()  # a retried record once
+        states = [(r["ts"], r["sta"]) for r in unique if r.get("e") == "ps" and "sta" in r]
+        first = next(i for i, (_, sta) in enumerate(states) if sta == "p")
+        out = []
+        for (ts, sta), (next_ts, _) in zip(states[first:], states[first + 1 :], strict=False):
+            if sta == "r":
+                out.append(float(next_ts - ts))
+        return out
 
 
 def scenario(
@@ -282,12 +299,16 @@ def test_mid_play_stall(pipeline: Pipeline, name: str) -> None:
         assert "r" not in states, states
         assert summary["rebuffer_count"] == 0, summary
         return
-    assert summary["rebuffer_count"] == 1, summary
-    record_accuracy(player.label, "stall", summary["rebuffer_duration_ms"], stalls[0])
-    assert abs(summary["rebuffer_duration_ms"] - stalls[0]) <= STALL_TOLERANCE_MS, (
-        summary,
-        stalls[0],
-    )
+    flickers: list[float] = []
+    if player.rebuffer_flickers:
+        # Rebuffering the player reported right after its first playing state, for less than
+        # a frame or two, with nothing frozen on screen: the view counts what was reported.
+        flickers = [d for d in cmcd.rebufferings() if d < FLICKER_MS]
+        assert len(cmcd.rebufferings()) == 1 + len(flickers), cmcd.rebufferings()
+    assert summary["rebuffer_count"] == 1 + len(flickers), summary
+    duration = summary["rebuffer_duration_ms"] - sum(flickers)
+    record_accuracy(player.label, "stall", duration, stalls[0])
+    assert abs(duration - stalls[0]) <= STALL_TOLERANCE_MS, (summary, stalls[0], flickers)
 
 
 @pytest.mark.parametrize("name", ALL)
