@@ -9,10 +9,13 @@ processor computes the same view values as for SDK views (reference/qoe-metrics.
   ``viewstart`` (play intent), ``p`` -> ``playing`` (first frame, end of a stall), ``r``
   -> ``stall_start``, ``k`` -> ``seek`` and ``stall_start`` (the processor classes a stall
   right after a seek as a seek wait), ``a`` -> ``pause``, ``e`` -> ``ended``, ``f`` -> a
-  fatal ``error``, ``q`` (quit) -> ``view_end`` (the view ends at once; quitting before
-  the first frame is an exit before video start);
+  fatal ``error`` when the record carries the codes (``ec``; without them the error report
+  that players send with the fatal state is the failure), ``q`` (quit) -> ``view_end``
+  (the view ends at once; quitting before the first frame is an exit before video start);
 - an interval report (``e=t``) while playing -> ``heartbeat`` (bitrate, dropped frames);
-- a bitrate change (``e=bc``) -> ``quality_change``; an error (``e=e``) -> ``error``.
+- a bitrate change (``e=bc``) -> ``quality_change``; an error (``e=e``) -> ``error``, fatal
+  when the record's state is fatal (``f``) or starting (``s``: a startup failure; dash.js
+  reports a failed manifest load only so).
 
 Other events and states carry nothing our metrics use and are ignored (counted).
 
@@ -52,6 +55,17 @@ _ERROR_FAMILIES: Final = (
     ("decode", ("DECODE", "CODEC")),
     ("media", ("MEDIA", "BUFFER", "DRM", "KEY")),
 )
+# dash.js 5.2 sends its own numeric error codes as ``ec`` (the spec says strings): their
+# families, as the SDK's dash.js adapter has them (sdk/src/adapters/dashjs.ts).
+_DASHJS_CODE_FAMILIES: Final = {
+    **dict.fromkeys((10, 11, 12, 25, 29, 31, 32, 34), "manifest"),
+    **dict.fromkeys((15, 16, 17, 18, 19, 26, 27, 28), "network"),
+    **dict.fromkeys((20, 21, 22, 23, 35), "media"),
+    24: "drm",
+}
+# States in which an error report (e=e) is fatal: the fatal state itself, and starting
+# (before the first frame: a startup failure, reference/qoe-metrics.md §3.2).
+_FATAL_ERROR_STATES: Final = ("f", "s")
 # Keys our Avro ``cmcd`` record has as a single number: v2 sends them as inner lists.
 _SCALAR_KEYS: Final = ("br", "bl", "mtp", "tb")
 
@@ -147,9 +161,22 @@ def _strings(record: Mapping[str, Any], key: str) -> list[str]:
     return []
 
 
-def error_family(codes: list[str]) -> str:
+def _codes(record: Mapping[str, Any]) -> list[str]:
+    """``ec``: a list of strings, or (dash.js 5.2) a bare integer."""
+    value = record.get("ec")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, list):
+        return [str(v) for v, _ in value if isinstance(v, str | int) and not isinstance(v, bool)]
+    return _strings(record, "ec")
+
+
+def error_family(codes: list[str], player: str | None = None) -> str:
     """Our error family for player error codes (app-namespaced strings, e.g. hls.js'
-    ``manifestLoadError`` or Shaka's numeric codes): a best guess from their words."""
+    ``manifestLoadError``): a best guess from their words; dash.js' numeric codes by its
+    own table when the target URL names the player ``dashjs``."""
+    if player == "dashjs" and codes and codes[0].isdigit():
+        return _DASHJS_CODE_FAMILIES.get(int(codes[0]), "other")
     text = " ".join(codes).upper()
     for family, words in _ERROR_FAMILIES:
         if any(word in text for word in words):
@@ -159,6 +186,11 @@ def error_family(codes: list[str]) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def view_id(org_id: str, sid: str, cid: str | None) -> str:
+    """The view of a CMCD session: one per (``sid``, ``cid``) within an organisation."""
+    return "cmcd-" + _digest(org_id, sid, cid or "")[:32]
 
 
 def to_events(record: Mapping[str, Any], text: str, context: Context) -> list[dict[str, Any]]:
@@ -183,7 +215,14 @@ def to_events(record: Mapping[str, Any], text: str, context: Context) -> list[di
         raise CmcdError("missing", "sid is required: it identifies the playback session")
 
     state = _str(record, "sta")
-    if event == "ps":
+    codes = _codes(record)
+    kinds: tuple[str, ...]
+    if event == "ps" and state == "f" and not codes:
+        # The players send the error report (e=e, with the codes) right after the fatal
+        # state, in a request of its own: that report is the view's failure, so the
+        # failure's family does not depend on which of the two requests arrives first.
+        kinds = ()
+    elif event == "ps":
         kinds = _STATE_EVENTS.get(state or "", ())
     elif event == "t":
         kinds = ("heartbeat",) if state == "p" else ()
@@ -197,7 +236,6 @@ def to_events(record: Mapping[str, Any], text: str, context: Context) -> list[di
         return []
 
     cid = _str(record, "cid") or ""
-    view_id = "cmcd-" + _digest(context.org_id, sid, cid)[:32]
     sn = _int(record, "sn")
     # Retried records are byte-identical, so without sn the record text identifies them.
     base_id = f"cmcd:{_digest(sid, str(sn) if sn is not None else text)[:40]}"
@@ -206,7 +244,7 @@ def to_events(record: Mapping[str, Any], text: str, context: Context) -> list[di
         "event_time": ts,
         "org_id": context.org_id,
         "player_id": "cmcd",
-        "view_id": view_id,
+        "view_id": view_id(context.org_id, sid, cid),
         "session_id": sid[:128],
         # CMCD has no viewer; a session is the closest stable id (hashed: sids may be
         # chosen by the page).
@@ -234,10 +272,9 @@ def to_events(record: Mapping[str, Any], text: str, context: Context) -> list[di
         if kind == "heartbeat" and _int(record, "dfa") is not None:
             data["dropped_frames"] = _int(record, "dfa")
         if kind == "error":
-            codes = _strings(record, "ec")
-            data["error_family"] = error_family(codes)
+            data["error_family"] = error_family(codes, context.player)
             data["error_code"] = codes[0][:128] if codes else None
-            data["fatal"] = state == "f"
+            data["fatal"] = state in _FATAL_ERROR_STATES
         out.append(
             {
                 **envelope,

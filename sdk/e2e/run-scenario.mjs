@@ -47,7 +47,14 @@ try {
   page.on('pageerror', (e) => result.console.push(`pageerror: ${e.message}`));
   // What the SDK sent (each attempt), for diagnosis: event type, time, id and data.
   result.sent = [];
+  // What a player sent to a CMCD event target (pages with no SDK): each request's records.
+  result.cmcd = [];
   page.on('request', (request) => {
+    if (request.url().includes('/v1/cmcd')) {
+      const records = (request.postData() || '').split('\n').filter((line) => line.trim());
+      result.cmcd.push({ t: Date.now(), method: request.method(), records });
+      return;
+    }
     if (request.method() !== 'POST' || !request.url().includes('/v1/events')) return;
     try {
       const body = JSON.parse(request.postData() || '{}');
@@ -142,6 +149,12 @@ try {
       break;
     default:
       throw new Error(`unknown scenario ${spec.scenario}`);
+  }
+  if (spec.cmcdUntil) {
+    // A CMCD page: until the player has sent a record with this text (e.g. Shaka's msd, which
+    // rides on the record after the first playing state).
+    await until(`a CMCD record with ${spec.cmcdUntil}`, async () =>
+      result.cmcd.some((request) => request.records.some((r) => r.includes(spec.cmcdUntil))));
   }
   await noteView();
   Object.assign(result, await state(), { truth: await truth() });

@@ -17,6 +17,9 @@
     waits: [], // epoch ms of the element's `waiting` events (it ran out of data)
     ended: null,
     errors: [],
+    // Times of the media element's `play` and `playing` events (what the players report).
+    playEvents: [],
+    playing: [],
   });
   const now = () => performance.timeOrigin + performance.now();
   const play = HTMLMediaElement.prototype.play;
@@ -44,6 +47,8 @@
     // A freeze while the element waits for data is a stall even under the 500 ms that
     // render hiccups of a loaded machine reach (those come without `waiting`).
     video.addEventListener('waiting', () => truth.waits.push(Date.now()));
+    video.addEventListener('play', () => truth.playEvents.push(Date.now()));
+    video.addEventListener('playing', () => truth.playing.push(Date.now()));
     video.addEventListener('error', () => truth.errors.push({ t: Date.now(), code: video.error && video.error.code }));
     const onFrame = (_now, meta) => {
       const t = performance.timeOrigin + meta.expectedDisplayTime;

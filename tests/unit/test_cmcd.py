@@ -95,7 +95,7 @@ def events_of(text: str) -> list[dict[str, Any]]:
         ("k", ["seek", "stall_start"]),
         ("a", ["pause"]),
         ("e", ["ended"]),
-        ("f", ["error"]),
+        ("f", []),  # the error report (e=e) that comes with it is the failure
         ("q", ["view_end"]),
         ("w", []),
         ("d", []),
@@ -179,6 +179,30 @@ def test_errors_fatal_only_with_the_fatal_state_and_a_family() -> None:
     assert fatal["data"]["error_family"] == "manifest"
     assert error_family(["CODEC_NOT_SUPPORTED"]) == "decode"
     assert error_family(["4001"]) == "other"
+
+
+def test_a_fatal_error_is_the_error_report_of_the_fatal_or_starting_state() -> None:
+    # hls.js: the fatal state, then the error report with the codes (two requests).
+    assert events_of('e=ps,sid="s",sta=f,ts=1,v=2') == []
+    [hlsjs] = events_of('e=e,ec=("manifestLoadError"),sid="s",sta=f,ts=2,v=2')
+    assert hlsjs["data"] == {
+        "error_family": "manifest",
+        "error_code": "manifestLoadError",
+        "fatal": True,
+    }
+    # dash.js 5.2: no fatal state, the error report while starting, a bare numeric code.
+    dashjs = Context(org_id="org", player="dashjs")
+    [record] = to_events(parse_record(t := 'e=e,ec=25,sid="s",sta=s,ts=1,v=2'), t, dashjs)
+    assert record["data"] == {"error_family": "manifest", "error_code": "25", "fatal": True}
+    [other_player] = events_of('e=e,ec=25,sid="s",sta=s,ts=1,v=2')
+    assert other_player["data"]["error_family"] == "other"  # whose code 25? unknown
+    # Shaka 5.2: an error report with no codes.
+    [shaka] = events_of('e=e,sid="s",sta=f,ts=1,v=2')
+    assert shaka["data"] == {"error_family": "other", "error_code": None, "fatal": True}
+    # Playing, paused, waiting: the player may recover, the error is counted only.
+    for sta in ("p", "a", "w", "r"):
+        [error] = events_of(f'e=e,ec=("bufferStalledError"),sid="s",sta={sta},ts=1,v=2')
+        assert error["data"]["fatal"] is False
 
 
 def test_every_mapped_event_passes_the_collectors_validation() -> None:
