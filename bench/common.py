@@ -201,3 +201,18 @@ def bench_topics(bootstrap: str, prefix: str, suffix: str, raw_partitions: int) 
         rejected_partitions=1,
         **overrides,
     )
+
+
+def git_provenance(repo: Path) -> dict[str, Any]:
+    """The commit a benchmark ran, and whether processors/ had uncommitted changes."""
+    git = ["git", "-C", str(repo)]
+    head = subprocess.run(  # noqa: S603 - git on our own repository
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, check=False
+    )
+    dirty = subprocess.run(  # noqa: S603
+        [*git, "status", "--porcelain", "processors"], capture_output=True, check=False
+    )
+    return {
+        "git_head": head.stdout.decode().strip(),
+        "processors_modified_in_work_tree": bool(dirty.stdout.strip()),
+    }

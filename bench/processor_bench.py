@@ -95,6 +95,7 @@ from bench.common import (
     cpu_model,
     find_broker_pid,
     free_port,
+    git_provenance,
     machine_busy_s,
     percentile,
     proc_cpu_s,
@@ -1508,17 +1509,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="openqoe-pbench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
-    git = ["git", "-C", str(REPO)]
-    head = subprocess.run(  # noqa: S603 - git on our own repository
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, check=False
-    )
-    dirty = subprocess.run(  # noqa: S603
-        [*git, "status", "--porcelain", "processors"], capture_output=True, check=False
-    )
     results: dict[str, Any] = {
         "processor_src": str(Worker.SOURCE),
-        "git_head": head.stdout.decode().strip(),
-        "processors_modified_in_work_tree": bool(dirty.stdout.strip()),
+        **git_provenance(REPO),
         "machine": machine_info(args.bootstrap),
         "run_id": run_id,
         "args": {k: str(v) for k, v in vars(args).items()},

@@ -53,7 +53,6 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -63,7 +62,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, bench_topics, machine_busy_s, percentile, proc_cpu_s
+from bench.common import (
+    REPO,
+    bench_topics,
+    git_provenance,
+    machine_busy_s,
+    percentile,
+    proc_cpu_s,
+)
 from bench.common import fmt as _fmt
 from bench.processor_bench import (
     RAW_PARTITIONS,
@@ -594,12 +600,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="openqoe-pscale-"))
     workdir.mkdir(parents=True, exist_ok=True)
     run_id = uuid.uuid4().hex[:8]
-    git = ["git", "-C", str(REPO)]
-    head = subprocess.run(  # noqa: S603 - git on our own repository
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, check=False
-    )
     results: dict[str, Any] = {
-        "git_head": head.stdout.decode().strip(),
+        **git_provenance(REPO),
         "processor_src": str(Worker.SOURCE),
         "run_id": run_id,
         "machine": machine_info(args.bootstrap),

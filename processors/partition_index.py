@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from processors.aggregates import Aggregate
+from processors.series import labels_slot_key
 from processors.state_codec import decode_aggregate, decode_view
 from processors.table_io import TableIO
 from processors.view import State
@@ -36,7 +37,14 @@ class PartitionIndex:
     deadlines: dict[bytes, int] = field(default_factory=dict)
     _buckets: dict[int, set[bytes]] = field(default_factory=dict)
     _heap: list[int] = field(default_factory=list)
-    views_kept: int = 0
+    # One labels key (processors.series) per distinct label set, not one json.dumps per
+    # open view per export.
+    _labels_keys: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+    @property
+    def views_kept(self) -> int:
+        """Views in the partition's state, open or recently ended (each has a deadline)."""
+        return len(self.deadlines)
 
     def note_view(
         self, key: bytes, view: State | None, timeout_ms: float, retention_ms: float
@@ -44,23 +52,26 @@ class PartitionIndex:
         """The view was written (``None``: deleted)."""
         if view is None:
             self.open_views.pop(key, None)
-            if self.deadlines.pop(key, None) is not None:
-                self.views_kept -= 1
+            self.deadlines.pop(key, None)
             return
         if view["closed"]:
             self.open_views.pop(key, None)
             deadline = view["last_received_ms"] + retention_ms
         else:
+            labels = view["labels"]
+            identity = tuple(labels.values())
+            labels_key = self._labels_keys.get(identity)
+            if labels_key is None:
+                labels_key = self._labels_keys[identity] = labels_slot_key(labels)
             self.open_views[key] = {
                 "partition": self.partition,
-                "labels": view["labels"],
+                "labels": labels,
+                "labels_key": labels_key,
                 "state": view["state"],
                 "last_received_ms": view["last_received_ms"],
                 "live": view["live"],
             }
             deadline = view["last_received_ms"] + timeout_ms
-        if key not in self.deadlines:
-            self.views_kept += 1
         self._schedule(key, int(deadline))
 
     def _schedule(self, key: bytes, deadline: int) -> None:

@@ -53,10 +53,18 @@ class NewSeries:
         self._seen.pop(partition, None)
 
 
+def labels_slot_key(labels: dict[str, str]) -> str:
+    """The identity of a label set in an export (the same for equal label sets)."""
+    return json.dumps(labels, sort_keys=True)
+
+
 def _slot(
-    table: dict[tuple[int, str], dict[str, Any]], partition: int, labels: dict[str, str]
+    table: dict[tuple[int, str], dict[str, Any]],
+    partition: int,
+    labels: dict[str, str],
+    labels_key: str | None = None,
 ) -> dict[str, Any]:
-    key = (partition, json.dumps(labels, sort_keys=True))
+    key = (partition, labels_slot_key(labels) if labels_key is None else labels_key)
     slot = table.get(key)
     if slot is None:
         slot = table[key] = {
@@ -93,7 +101,7 @@ def build_samples(
             }
         )
     for view in open_views:
-        slot = _slot(slots, view["partition"], view["labels"])
+        slot = _slot(slots, view["partition"], view["labels"], view.get("labels_key"))
         slot["active"] += 1
         if (
             view["state"] in LIVE_STATES

@@ -36,6 +36,9 @@ class TableIO(Protocol):
     async def send(self) -> None: ...
 
 
+_UNKNOWN: Any = object()
+
+
 class FaustTableIO:
     """``TableIO`` over a faust ``Table`` with a ``rocksdb://`` or ``memory://`` store."""
 
@@ -43,14 +46,18 @@ class FaustTableIO:
         self._table = table
         self._producer = producer  # faust's Producer; its aiokafka producer sends
         self._pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        self._opener: Any = _UNKNOWN  # the RocksDB store's per-partition opener, or None
 
     @property
     def _store(self) -> Any:
         return self._table.data
 
     def _rocksdb(self, partition: int) -> Any | None:
-        opener = getattr(self._store, "_db_for_partition", None)
-        return None if opener is None else opener(partition)
+        # Looked up on first use (the store exists once the table has started), then kept:
+        # this runs for every view read and write.
+        if self._opener is _UNKNOWN:
+            self._opener = getattr(self._store, "_db_for_partition", None)
+        return None if self._opener is None else self._opener(partition)
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         db = self._rocksdb(partition)

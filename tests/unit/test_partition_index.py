@@ -61,3 +61,18 @@ def test_a_scan_looks_only_at_the_buckets_that_are_due() -> None:
     assert sorted(due) == sorted((b"v|%d" % i, True) for i in range(1_000))
     assert len(index._buckets) == 99  # the other 99 untouched
     assert {b"v|%d" % i for i in range(1_000)} <= index._buckets[(70_999 + RETRY_MS) // 1000]
+
+
+def test_the_export_of_indexed_views_equals_one_from_the_views_themselves() -> None:
+    from processors.series import build_samples
+
+    index = PartitionIndex(2)
+    for i, org in enumerate(["a", "b", "a", "c", "b"]):
+        v = view(1_000 + i)
+        v["labels"] = {"org": org, "env": "prod"}
+        v["live"] = {"c": {"views_started": 1}}
+        index.note_view(b"v|%d" % i, v, TIMEOUT, RETENTION)
+    indexed = list(index.open_views.values())
+    plain = [{k: x for k, x in v.items() if k != "labels_key"} for v in indexed]
+    assert len({v["labels_key"] for v in indexed}) == 3
+    assert build_samples([], indexed, 2_000, 60_000) == build_samples([], plain, 2_000, 60_000)
