@@ -90,7 +90,9 @@ class Exporter:
         now_ms = int(self._clock() * 1000)
         aggregates: list[Any] = []
         open_views: list[Any] = []
-        for index in indexes:
+        owned = list(indexes)
+        self.new_series.begin(index.partition for index in owned)
+        for index in owned:
             aggregates.extend(index.aggregates.values())
             open_views.extend(index.open_views.values())
         samples = build_samples(aggregates, open_views, now_ms, self._window_ms, self.new_series)

@@ -36,7 +36,10 @@ class NewSeries:
         self._baseline: set[int] = set()
 
     def begin(self, partitions: Iterable[int]) -> None:
-        """Start an export of these partitions; unknown ones are taken as a baseline."""
+        """Start an export of the owned ``partitions``, every one of them, empty ones too:
+        the first export of a partition is its baseline, so a partition that had no views
+        then and gets its first ones later must already be known, or those views' series
+        would be taken as pre-existing and their first increments lost to ``rate()``."""
         self._baseline = {p for p in partitions if p not in self._seen}
         for partition in self._baseline:
             self._seen[partition] = set()
@@ -87,8 +90,9 @@ def build_samples(
 ) -> list[Sample]:
     """All series of the given partitions' state, stamped ``now_ms``.
 
-    With ``new_series``, a counter or histogram series seen for the first time gets a 0
-    sample one millisecond earlier (see ``NewSeries``).
+    With ``new_series`` (whose ``begin`` the caller made with the owned partitions), a
+    counter or histogram series seen for the first time gets a 0 sample one millisecond
+    earlier (see ``NewSeries``).
     """
     slots: dict[tuple[int, str], dict[str, Any]] = {}
     for agg in aggregates:
@@ -118,8 +122,6 @@ def build_samples(
                 observe(histogram, buckets, value)
 
     samples: list[Sample] = []
-    if new_series is not None:
-        new_series.begin({slot["partition"] for slot in slots.values()})
 
     def emit(
         series: list[tuple[dict[str, str], float]], identity: tuple[str, ...], partition: int

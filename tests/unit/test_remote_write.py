@@ -197,12 +197,17 @@ def test_series_that_appear_later_start_with_a_zero_but_restored_ones_do_not() -
 
     tracker = NewSeries()
     agg = histogram_agg()
-    first = build_samples([agg], [], now_ms=10_000, concurrency_window_ms=1, new_series=tracker)
+
+    def export(now_ms: int, partitions: tuple[int, ...] = (3,)) -> list[Sample]:
+        tracker.begin(partitions)
+        return build_samples([agg], [], now_ms=now_ms, concurrency_window_ms=1, new_series=tracker)
+
+    first = export(10_000)
     assert all(s.timestamp_ms == 10_000 for s in first)  # baseline after assignment: no zeros
 
     agg["c"]["views_ended|failed"] = 1
     agg["c"]["views_started"] = 5
-    second = build_samples([agg], [], now_ms=20_000, concurrency_window_ms=1, new_series=tracker)
+    second = export(20_000)
     zeros = [s for s in second if s.timestamp_ms == 19_999]
     assert [(s.labels["__name__"], s.labels.get("outcome"), s.value) for s in zeros] == [
         ("openqoe_views_ended_total", "failed", 0.0)
@@ -212,7 +217,7 @@ def test_series_that_appear_later_start_with_a_zero_but_restored_ones_do_not() -
     assert [(s.timestamp_ms, s.value) for s in failed] == [(19_999, 0.0), (20_000, 1.0)]
 
     agg["h"]["seek_latency_seconds"] = {"b": [1] + [0] * 9, "sum": 0.05, "count": 1}
-    third = build_samples([agg], [], now_ms=30_000, concurrency_window_ms=1, new_series=tracker)
+    third = export(30_000)
     zero_names = {s.labels["__name__"] for s in third if s.timestamp_ms == 29_999}
     assert zero_names == {
         "openqoe_seek_latency_seconds_bucket",
@@ -222,5 +227,22 @@ def test_series_that_appear_later_start_with_a_zero_but_restored_ones_do_not() -
 
     tracker.forget(3)  # the partition moved away and came back: its series exist downstream
     agg["c"]["seeks"] = 1
-    fourth = build_samples([agg], [], now_ms=40_000, concurrency_window_ms=1, new_series=tracker)
+    fourth = export(40_000)
     assert all(s.timestamp_ms == 40_000 for s in fourth)
+
+
+def test_a_partition_owned_while_empty_starts_its_first_series_with_a_zero() -> None:
+    """An owned partition with no views at its first export is known from then on: the
+    series its first views create later are new, not a restored baseline (once, CI saw a
+    recorded rate of 0 because such series began at their final value)."""
+    from processors.series import NewSeries
+
+    tracker = NewSeries()
+    tracker.begin([3, 4])
+    assert build_samples([], [], now_ms=10_000, concurrency_window_ms=1, new_series=tracker) == []
+
+    tracker.begin([3, 4])
+    agg = {**histogram_agg(), "partition": 4}
+    second = build_samples([agg], [], now_ms=20_000, concurrency_window_ms=1, new_series=tracker)
+    started = [s for s in second if s.labels["__name__"] == "openqoe_views_started_total"]
+    assert [(s.timestamp_ms, s.value) for s in started] == [(19_999, 0.0), (20_000, 4.0)]
