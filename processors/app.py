@@ -174,6 +174,7 @@ class Processor:
         self.step = BatchStep(
             self.table_io,
             self.index,
+            self._drop_index,
             player_event_reader().decode,
             self.caps.labels,
             clock,
@@ -222,6 +223,9 @@ class Processor:
                 time.monotonic() - started,
             )
         return index
+
+    def _drop_index(self, partition: int) -> None:
+        self.indexes.pop(partition, None)
 
     async def indexes_of(self, partitions: set[int]) -> list[PartitionIndex]:
         """The indexes of ``partitions``, rebuilding missing ones one partition at a time

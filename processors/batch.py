@@ -49,6 +49,7 @@ class BatchStep:
         self,
         table: TableIO,
         index_for: Callable[[int], PartitionIndex],
+        drop_index: Callable[[int], None],
         decode_event: Callable[[bytes], dict[str, Any]],
         labels_for: Callable[[Mapping[str, Any]], dict[str, str]],
         clock: Callable[[], float],
@@ -57,6 +58,7 @@ class BatchStep:
     ) -> None:
         self._table = table
         self._index_for = index_for
+        self._drop_index = drop_index  # forget a partition's index: rebuilt from the table
         self._decode_event = decode_event
         self._labels_for = labels_for
         self._clock = clock
@@ -65,7 +67,16 @@ class BatchStep:
 
     def run(self, tag: str, partition: int, messages: Sequence[tuple[int, bytes]]) -> Output:
         """Process ``messages`` ((offset, value), ascending) of one partition of ``tag``."""
+        try:
+            return self._run(tag, partition, messages)
+        except BaseException:
+            # The step changes cached views in place; what it changed was not written.
+            self._drop_index(partition)
+            raise
+
+    def _run(self, tag: str, partition: int, messages: Sequence[tuple[int, bytes]]) -> Output:
         index = self._index_for(partition)
+        cached = index.views
         out = Output([], [], Counter())
         views: dict[bytes, State | None] = {}  # the batch's view of the table
         written: dict[bytes, State | None] = {}  # to write (None: delete), in first-change order
@@ -76,8 +87,10 @@ class BatchStep:
         def view_for(key: bytes) -> State | None:
             if key in views:
                 return views[key]
-            stored = self._table.get(partition, key)
-            view = None if stored is None else decode_view(key[2:].decode(), stored)
+            view = cached.get(key)
+            if view is None:  # not open: closed, or not in the table
+                stored = self._table.get(partition, key)
+                view = None if stored is None else decode_view(key[2:].decode(), stored)
             views[key] = view
             return view
 

@@ -1,7 +1,11 @@
 """What the worker keeps in memory per owned partition, rebuilt from the table on first use.
 
 - the partition's **aggregates**, decoded (few: one per label set);
-- for each **open view**, what the export needs (labels, state, last receive time, live
+- each **open view**, decoded (``views``), as last written: the batch step reads it here,
+  not from RocksDB. Every view of a heartbeating audience has one event per ~10 s, so a
+  batch rarely sees a view twice and a read would cost a store lookup and a decode per
+  event (~30 µs of the ~100 µs an event costs; ~4.7 kB of memory per view instead);
+- for each open view, what the export needs (labels, state, last receive time, live
   deltas), so a flush never reads or decodes the table;
 - a **deadline index**: each view's next expiry deadline (close when open, purge when
   closed) in one-second buckets, so an expiry scan costs O(views due), not O(views kept).
@@ -33,6 +37,7 @@ RETRY_MS = 60_000
 class PartitionIndex:
     partition: int
     aggregates: dict[bytes, Aggregate] = field(default_factory=dict)
+    views: dict[bytes, State] = field(default_factory=dict)
     open_views: dict[bytes, dict[str, Any]] = field(default_factory=dict)
     deadlines: dict[bytes, int] = field(default_factory=dict)
     _buckets: dict[int, set[bytes]] = field(default_factory=dict)
@@ -49,12 +54,15 @@ class PartitionIndex:
     def note_view(
         self, key: bytes, view: State | None, timeout_ms: float, retention_ms: float
     ) -> None:
-        """The view was written (``None``: deleted)."""
+        """The view was written (``None``: deleted). An open view is kept as it is: the
+        caller no longer changes it except through the batch step, which writes it."""
         if view is None:
+            self.views.pop(key, None)
             self.open_views.pop(key, None)
             self.deadlines.pop(key, None)
             return
         if view["closed"]:
+            self.views.pop(key, None)
             self.open_views.pop(key, None)
             deadline = view["last_received_ms"] + retention_ms
         else:
@@ -63,6 +71,7 @@ class PartitionIndex:
             labels_key = self._labels_keys.get(identity)
             if labels_key is None:
                 labels_key = self._labels_keys[identity] = labels_slot_key(labels)
+            self.views[key] = view
             self.open_views[key] = {
                 "partition": self.partition,
                 "labels": labels,

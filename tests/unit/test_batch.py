@@ -62,6 +62,7 @@ class Worker:
         self.step = BatchStep(
             table,
             self.index,
+            lambda partition: self.indexes.pop(partition, None),  # type: ignore[arg-type]
             player_event_reader().decode,
             caps.labels,
             time.time,
@@ -150,3 +151,48 @@ def test_a_crash_at_any_changelog_point_then_a_replay_counts_everything_once(see
         for start, end in batches(rng, committed, len(messages)):
             second.run([(o, messages[o]) for o in range(start, end)])
         assert second.exported() == expected, (durable, committed)
+
+
+def test_the_cached_open_views_are_what_the_table_holds() -> None:
+    from processors.state_codec import decode_view
+
+    messages = raw_messages(7, views=40)
+    worker = Worker(DictTableIO())
+    rng = random.Random(7)
+    for start, end in batches(rng, 0, len(messages) // 2):  # half way: many views open
+        worker.run([(o, messages[o]) for o in range(start, end)])
+        index = worker.index(0)
+        assert index.views, "no open view cached"
+        for key, view in index.views.items():
+            stored = worker.table.get(0, key)
+            assert stored is not None
+            assert decode_view(key[2:].decode(), stored) == view
+    assert set(worker.index(0).views) == set(worker.index(0).open_views)
+
+
+def test_a_failing_batch_drops_the_partition_index() -> None:
+    """The step changes cached views in place: after an unexpected error the partition's
+    index must come from the table again, not keep changes that were never written."""
+    messages = raw_messages(8)
+    worker = Worker(DictTableIO())
+    worker.run([(o, messages[o]) for o in range(40)])
+    before = worker.index(0)
+    decode = worker.step._decode_event
+    calls = 0
+
+    def failing(value: bytes) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise RuntimeError("a bug")
+        return decode(value)
+
+    worker.step._decode_event = failing
+    with pytest.raises(RuntimeError):
+        worker.run([(o, messages[o]) for o in range(40, 80)])
+    assert 0 not in worker.indexes
+    worker.step._decode_event = decode
+    for offset in range(40, len(messages), 25):
+        worker.run([(o, messages[o]) for o in range(offset, min(offset + 25, len(messages)))])
+    assert worker.index(0) is not before
+    assert worker.exported() == reference(messages).exported()
