@@ -40,6 +40,17 @@ from schemas import player_event_reader, view_summary_codec
 
 logger = logging.getLogger(__name__)
 
+# Each partition has a RocksDB database of its own, and faust's defaults (per database: up
+# to 3 memtables of 64 MiB and a 2 GiB block cache) let a worker with a dozen partitions
+# under heartbeat traffic grow by hundreds of MB in minutes. Reads are rare (open views are
+# served from memory, processors.partition_index), so small ones do: at most 2 x 8 MiB of
+# memtables and a 16 MiB block cache per partition.
+ROCKSDB_OPTIONS: dict[str, int] = {
+    "write_buffer_size": 8 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * 2**20,
+}
+
 # The table's name; its changelog topic is "<app_id>-views-changelog". Values are
 # processors.state_codec records (an earlier JSON layout lived in the "state" table).
 TABLE = "views"
@@ -115,6 +126,7 @@ class Processor:
             partitions=config.partitions,
             key_type=bytes,  # bytes: the "raw" codec both ways (processors.state_codec)
             value_type=bytes,
+            options=dict(ROCKSDB_OPTIONS),  # a copy: faust pops keys off it
         )
         self.table_io: TableIO = FaustTableIO(self.table, self.app.producer)
         # Before the producer starts: its buffer's sender task picks up the wrapper.
