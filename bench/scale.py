@@ -187,13 +187,24 @@ class Traffic:
     ``player_event_codec().encode``.
     """
 
-    def __init__(self, views: int, seed: int, heartbeat_s: float) -> None:
+    def __init__(
+        self,
+        views: int,
+        seed: int,
+        heartbeat_s: float,
+        paused_share: float = 0.0,
+        paused_heartbeat_s: float = 30.0,
+    ) -> None:
         from bench.traffic import base_event, new_view
         from ingest.validation import validate_event
 
         rng = random.Random(seed)
         now_ms = int(time.time() * 1000)
         self.heartbeat_s = heartbeat_s
+        self.paused_heartbeat_s = paused_heartbeat_s
+        # Views [playing, views) pause after their first frame and stay paused: the SDK
+        # sends a paused view's heartbeats every 30 s (sdk/src/core), a playing one's every 10.
+        self.playing = views - round(views * paused_share)
         self.templates: list[dict[str, dict[str, Any]]] = []
         for _ in range(16):
             view = new_view(rng, ORG)
@@ -213,6 +224,7 @@ class Traffic:
                     now_ms,
                     {"playing_time": 0.0, "bitrate": bitrate, "dropped_frames": 0},
                 ),
+                "pause": base_event(view, "pause", now_ms, {}),
             }
             kinds: dict[str, dict[str, Any]] = {}
             for kind, raw in raws.items():
@@ -234,7 +246,7 @@ class Traffic:
         """Key and record of view ``i``'s event ``kind``; ``k`` heartbeats so far."""
         view_id, session_id, viewer_id = self.ids[i]
         record = dict(self.templates[i % len(self.templates)][kind])
-        position = k * self.heartbeat_s * 1000.0
+        position = k * self.heartbeat_s * 1000.0 if i < self.playing else 0.0
         self._next_id += 1
         record.update(
             event_id=f"{self._id_prefix}{self._next_id:012x}",
@@ -264,8 +276,9 @@ async def drive(
     started: asyncio.Event,
     slot_s: float = 0.1,
 ) -> None:
-    """Send view i's start (viewstart + playing) at ``ramp_s * i / n`` and its heartbeats
-    every ``heartbeat_s`` after that, until ``run_s`` after the start of the ramp."""
+    """Send view i's start (viewstart + playing, + pause for a paused view) at
+    ``ramp_s * i / n`` and its heartbeats every ``heartbeat_s`` (``paused_heartbeat_s``)
+    after that, until ``run_s`` after the start of the ramp."""
     from aiokafka import AIOKafkaProducer
 
     from ingest.config import IngestConfig
@@ -284,7 +297,10 @@ async def drive(
     )
     await producer.start()
     n = len(traffic.ids)
-    hb = traffic.heartbeat_s
+    groups = (
+        (0, traffic.playing, traffic.heartbeat_s, ("viewstart", "playing")),
+        (traffic.playing, n, traffic.paused_heartbeat_s, ("viewstart", "playing", "pause")),
+    )
     t0 = time.monotonic()
     stats["t0"] = t0
     started.set()
@@ -296,19 +312,19 @@ async def drive(
             now_ms = int(time.time() * 1000)
             futures = []
             # View i's k-th event is due at ramp_s * i / n + k * hb (k = 0: its start).
-            k_first = max(0, math.floor((done_to - ramp_s) / hb))
-            k = k_first
-            while k * hb < upto:
-                lo = max(0, math.ceil((done_to - k * hb) * n / ramp_s))
-                hi = min(n, math.ceil((upto - k * hb) * n / ramp_s))
-                for i in range(lo, hi):
-                    kinds = ("viewstart", "playing") if k == 0 else ("heartbeat",)
-                    for kind in kinds:
-                        key, record = traffic.event(i, kind, k, now_ms)
-                        futures.append(await producer.send(topic, encode(record), key=key))
-                    if k == 0:
-                        stats["views_started"] += 1
-                k += 1
+            for first, end, hb, start_kinds in groups:
+                k = max(0, math.floor((done_to - ramp_s) / hb))
+                while k * hb < upto and first < end:
+                    lo = max(first, math.ceil((done_to - k * hb) * n / ramp_s))
+                    hi = min(end, math.ceil((upto - k * hb) * n / ramp_s))
+                    for i in range(lo, hi):
+                        kinds = start_kinds if k == 0 else ("heartbeat",)
+                        for kind in kinds:
+                            key, record = traffic.event(i, kind, k, now_ms)
+                            futures.append(await producer.send(topic, encode(record), key=key))
+                        if k == 0:
+                            stats["views_started"] += 1
+                    k += 1
             if futures:
                 await asyncio.gather(*futures)
                 stats["produced"] += len(futures)
@@ -509,13 +525,22 @@ def summarise(samples: list[dict[str, Any]], probes: list[dict[str, Any]]) -> di
     return summary
 
 
+def offered_rate(a: dict[str, Any]) -> float:
+    """Heartbeats per second once every view has started."""
+    paused = round(a["views"] * a.get("paused_share", 0.0))
+    return float((a["views"] - paused) / a["heartbeat"] + paused / a.get("paused_heartbeat", 30.0))
+
+
 def markdown(results: dict[str, Any]) -> str:
     s = results["summary"]
     a = results["args"]
+    paused = round(a["views"] * a.get("paused_share", 0.0))
+    playing = a["views"] - paused
     lines = [
-        f"Scale: {a['views']:,} views, {a['ramp']:g} s ramp-up, then {a['minutes']:g} min of "
-        f"one heartbeat per view every {a['heartbeat']:g} s "
-        f"({a['views'] / a['heartbeat']:,.0f} events/s offered); one worker (RocksDB).",
+        f"Scale: {a['views']:,} views ({playing:,} playing, a heartbeat every "
+        f"{a['heartbeat']:g} s; {paused:,} paused, every {a.get('paused_heartbeat', 30):g} s), "
+        f"{a['ramp']:g} s ramp-up, then {a['minutes']:g} min of heartbeats "
+        f"({offered_rate(a):,.0f} events/s offered); one worker (RocksDB).",
         "",
         *sample_table(results["samples"]),
         "",
@@ -565,7 +590,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--minutes", type=float, default=10.0, help="minutes of heartbeats after the ramp-up"
     )
     parser.add_argument("--ramp", type=float, default=60.0, help="ramp-up seconds (view starts)")
-    parser.add_argument("--heartbeat", type=float, default=10.0, help="seconds between heartbeats")
+    parser.add_argument(
+        "--heartbeat", type=float, default=10.0, help="seconds between a playing view's heartbeats"
+    )
+    parser.add_argument(
+        "--paused-share",
+        type=float,
+        default=0.0,
+        help="share of the views that pause after their first frame and stay paused",
+    )
+    parser.add_argument(
+        "--paused-heartbeat",
+        type=float,
+        default=30.0,
+        help="seconds between a paused view's heartbeats (the SDK's: 30)",
+    )
     parser.add_argument("--sample", type=float, default=60.0, help="seconds between samples")
     parser.add_argument(
         "--probe-every", type=float, default=20.0, help="mean seconds between freshness probes"
@@ -588,8 +627,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--keep-topics", action="store_true")
     parser.add_argument("--workdir", type=Path, help="logs, data dirs (default: a temp dir)")
     args = parser.parse_args(argv)
-    if args.views < 1 or args.ramp <= 0 or args.heartbeat <= 0 or args.minutes < 0:
-        parser.error("--views, --ramp and --heartbeat must be positive, --minutes >= 0")
+    if (
+        args.views < 1
+        or args.ramp <= 0
+        or args.heartbeat <= 0
+        or args.paused_heartbeat <= 0
+        or args.minutes < 0
+        or not 0 <= args.paused_share <= 1
+    ):
+        parser.error(
+            "--views, --ramp and the heartbeats must be positive, --minutes >= 0, "
+            "--paused-share in [0, 1]"
+        )
 
     sys.path.insert(0, str(REPO))
     from ingest.topics import ensure_topics
@@ -611,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     n_probes = int(run_s / args.probe_every) + 2
     print(
         f"workdir {workdir}; {args.views:,} views, {run_s:.0f} s of traffic, "
-        f"~{args.views / args.heartbeat:,.0f} events/s",
+        f"~{offered_rate(vars(args)):,.0f} events/s",
         flush=True,
     )
 
@@ -623,7 +672,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if n_probes + 2 > DEFAULT_ORG_CAP:
         extra["PROCESSOR_DIMENSION_CAPS"] = f"org={n_probes + 10}"
     print("generating templates ...", flush=True)
-    traffic = Traffic(args.views, args.seed, args.heartbeat)
+    traffic = Traffic(
+        args.views, args.seed, args.heartbeat, args.paused_share, args.paused_heartbeat
+    )
 
     probes: list[dict[str, Any]] = []
     samples: list[dict[str, Any]] = []
