@@ -17,6 +17,12 @@ first, never runs ahead of the changelog.
 
 Keys and values are bytes (the table is declared with raw serializers); the batch step
 encodes them (processors.state_codec).
+
+RocksDB's write-ahead log is off for these databases: the changelog is the durable copy,
+and the WAL was two thirds of a write's cost (~6 µs of ~2 µs without it, per value).
+After a crash a database is as of its last memtable flush, a prefix of its writes that
+includes the changelog offset it was persisted to (faust keeps it in the same database),
+so faust replays the changelog from there; a clean shutdown flushes the memtables first.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from aiokafka.structs import TopicPartition
+from rocksdict import WriteOptions
 
 
 class TableIO(Protocol):
@@ -47,6 +54,7 @@ class FaustTableIO:
         self._producer = producer  # faust's Producer; its aiokafka producer sends
         self._pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self._opener: Any = _UNKNOWN  # the RocksDB store's per-partition opener, or None
+        self._configured: dict[int, Any] = {}  # partition -> the database we set up
 
     @property
     def _store(self) -> Any:
@@ -57,7 +65,16 @@ class FaustTableIO:
         # this runs for every view read and write.
         if self._opener is _UNKNOWN:
             self._opener = getattr(self._store, "_db_for_partition", None)
-        return None if self._opener is None else self._opener(partition)
+        if self._opener is None:
+            return None
+        db = self._opener(partition)
+        if self._configured.get(partition) is not db:  # first use, or faust reopened it
+            options = WriteOptions()
+            # A property at runtime; rocksdict's stubs declare it a method.
+            options.disable_wal = True  # type: ignore[method-assign,assignment]
+            db.set_write_options(options)
+            self._configured[partition] = db
+        return db
 
     def get(self, partition: int, key: bytes) -> bytes | None:
         db = self._rocksdb(partition)

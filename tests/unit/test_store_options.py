@@ -20,3 +20,31 @@ def test_each_partition_database_gets_small_memtables_and_block_cache(tmp_path: 
     assert db[b"k"] == b"v"
     db.close()
     assert ROCKSDB_OPTIONS["write_buffer_size"] == 8 * 2**20  # faust did not change ours
+
+
+def test_writes_skip_rocksdb_write_ahead_log(tmp_path: Path) -> None:
+    """The changelog is the durable copy (processors.table_io): a write through the table
+    IO lands in the partition's database but appends nothing to its write-ahead log."""
+    processor = Processor(ProcessorConfig(store="rocksdb://", data_dir=tmp_path))
+    io = processor.table_io
+    for i in range(200):
+        io.set(3, b"v|%d" % i, b"x" * 400)
+    assert io.get(3, b"v|7") == b"x" * 400
+    store = processor.table.data
+    db_path = store.partition_path(3)  # type: ignore[attr-defined]
+    logs = list(Path(db_path).glob("*.log"))
+    assert logs, list(Path(db_path).iterdir())
+    assert sum(p.stat().st_size for p in logs) < 10_000  # 200 x 400 B would be ~85 kB
+
+
+def test_with_the_wal_a_write_does_reach_the_log(tmp_path: Path) -> None:
+    """The check above can fail: the same writes with rocksdict's defaults fill the log."""
+    from rocksdict import Options, Rdict
+
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    db = Rdict(str(tmp_path / "db"), options=options)
+    for i in range(200):
+        db.put(b"v|%d" % i, b"x" * 400)
+    assert sum(p.stat().st_size for p in (tmp_path / "db").glob("*.log")) > 80_000
+    db.close()
