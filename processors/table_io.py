@@ -54,7 +54,9 @@ class FaustTableIO:
         self._producer = producer  # faust's Producer; its aiokafka producer sends
         self._pending: dict[int, list[tuple[bytes, bytes | None]]] = {}
         self._opener: Any = _UNKNOWN  # the RocksDB store's per-partition opener, or None
-        self._configured: dict[int, Any] = {}  # partition -> the database we set up
+        self._write_options = WriteOptions()
+        # A property at runtime; rocksdict's stubs declare it a method.
+        self._write_options.disable_wal = True  # type: ignore[method-assign,assignment]
 
     @property
     def _store(self) -> Any:
@@ -68,12 +70,10 @@ class FaustTableIO:
         if self._opener is None:
             return None
         db = self._opener(partition)
-        if self._configured.get(partition) is not db:  # first use, or faust reopened it
-            options = WriteOptions()
-            # A property at runtime; rocksdict's stubs declare it a method.
-            options.disable_wal = True  # type: ignore[method-assign,assignment]
-            db.set_write_options(options)
-            self._configured[partition] = db
+        # Every time (0.2 µs): faust reopens a partition's database after a reassignment,
+        # and keeping a reference to tell whether it did would keep the old one open (and
+        # its lock held), as faust closes a database by dropping it.
+        db.set_write_options(self._write_options)
         return db
 
     def get(self, partition: int, key: bytes) -> bytes | None:
