@@ -4,11 +4,13 @@ faust's ``Fetcher`` service runs ``Consumer._drain_messages``, which hands every
 the conductor, then to a channel, a stream and an agent: two asyncio tasks and several
 futures per message, ~125 CPU-µs per event on this machine before any work
 (docs/benchmarks.md). ``BatchDrain`` is installed in its place on the app's consumer. It
-reads the same consumer's ``getmany`` batches (same group membership, assignment, flow
-control and pause/seek on rebalance), passes messages of any other topic (the changelog
-during recovery) to faust's conductor as before, and gives the raw and control topics'
-messages to the batch step one topic partition at a time. Acks go back to the consumer, so
-faust's offset commits, ``wait_empty`` on revocation and shutdown work unchanged.
+does what faust's ``Consumer.getmany`` does (the same fetches, group membership,
+assignment, flow control and seek on rebalance) once per topic partition instead of once
+per message, passes messages of any other topic (the changelog during recovery) to faust's
+conductor as before, and gives the raw and control topics' records to the batch step one
+topic partition at a time. A batch in progress sits in the consumer's set of unacknowledged
+messages, and its offsets are acknowledged as ``Consumer.ack`` does, so faust's offset
+commits, ``wait_empty`` on revocation and shutdown work unchanged.
 
 Every message of an owned partition is processed, in order, even when faust skips one
 (processors.gaps): a batch that starts past the expected offset, or a partition that was
@@ -18,6 +20,7 @@ fetched past while nothing arrived, is filled from Kafka first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,6 +28,7 @@ from typing import Any
 
 import faust
 from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 from processors.gaps import MessageReader, Offsets
 
@@ -74,27 +78,58 @@ class BatchDrain:
 
     async def _drain(self, fetcher: Any) -> None:
         consumer: Any = self._app.consumer
+        app: Any = self._app
         callback = consumer.callback
+        to_message = consumer._to_message
         read_offsets = consumer._read_offset
         tags = self._tags
         stopped = consumer._stopped.is_set
         fetcher_stopped = fetcher._stopped.is_set
         try:
             while not (stopped() or fetcher_stopped()):
-                batch: dict[Any, list[Any]] = {}
                 await asyncio.sleep(0)
-                async for tp, message in consumer.getmany(timeout=1.0):
+                # What faust's Consumer.getmany does, once per topic partition instead of
+                # once per message (with a Message object, an async generator step, a
+                # weak-set entry and an ack each: ~15 % of a worker's CPU under load).
+                records, active = await consumer._wait_next_records(1.0)
+                if records is None or consumer.should_stop:
+                    continue
+                if not consumer.flow_active:
+                    with contextlib.suppress(Exception):  # as faust: logged there, retried
+                        await consumer.perform_seek()
+                    continue
+                generation = app.consumer_generation_id
+                batch: list[tuple[Any, list[Any]]] = []
+                for tp, tp_records in records.items():
+                    if not consumer.flow_active or app.consumer_generation_id != generation:
+                        break  # a rebalance began: faust seeks back to the commits
+                    if (
+                        active is not None
+                        and tp not in active
+                        and tp not in consumer._buffered_partitions
+                    ) or not tp_records:
+                        continue
+                    app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
                     if tp.topic in tags:
-                        # Pending until acked: revocation (faust's wait_empty) waits for it.
-                        consumer._unacked_messages.add(message)
-                        batch.setdefault(tp, []).append(message)
-                    else:
+                        batch.append((tp, tp_records))
+                        read_offsets[tp] = tp_records[-1].offset
+                        continue
+                    for record in tp_records:  # another topic: to faust, as before
+                        message = to_message(tp, record)
                         await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
-                    read_offsets[tp] = message.offset
+                        read_offsets[tp] = message.offset
                 if batch:
-                    async with self.lock:
-                        for tp, messages in batch.items():
-                            await self._handle(tp, messages)
+                    # Pending until processed: revocation (faust's wait_empty) waits for it.
+                    in_flight = _InFlight(sum(len(r) for _, r in batch))
+                    consumer._unacked_messages.add(in_flight)
+                    try:
+                        async with self.lock:
+                            for tp, tp_records in batch:
+                                await self._handle(tp, tp_records)
+                    finally:
+                        in_flight.acked = True
+                        consumer._unacked_messages.discard(in_flight)
+                        notify(consumer._waiting_for_ack)  # as Consumer.ack: wake wait_empty
                     self.last_delivered = time.monotonic()
         except consumer.consumer_stopped_errors:
             if self._app.should_stop:
@@ -102,39 +137,39 @@ class BatchDrain:
                 return
             raise
 
-    async def _handle(self, tp: Any, messages: list[Any]) -> None:
+    async def _handle(self, tp: Any, records: Sequence[Any]) -> None:
+        """Process ``records`` (anything with ``offset`` and ``value``, ascending) of one
+        topic partition, then acknowledge them to faust's consumer."""
         topic, partition = tp.topic, tp.partition
         tag = self._tags[topic]
         offsets = self.offsets
+        consumer: Any = self._app.consumer
         expected = offsets.next_offset(topic, partition)
         if expected is None:
             expected = await offsets.expected(topic, partition)
         start = 0
-        while start < len(messages):
-            first = messages[start].offset
+        while start < len(records):
+            first = records[start].offset
             if expected is not None and first > expected:
                 await self._fill(tp, tag, expected, first)
             # A run of consecutive offsets (a replay, offset < expected, is processed too:
             # processors.step counts it once), at most SLICE long.
             end = start + 1
             while (
-                end < len(messages)
+                end < len(records)
                 and end - start < SLICE
-                and messages[end].offset == messages[end - 1].offset + 1
+                and records[end].offset == records[end - 1].offset + 1
             ):
                 end += 1
-            run = messages[start:end]
-            self._process(tag, partition, [(m.offset, m.value or b"") for m in run])
+            run = [(r.offset, r.value or b"") for r in records[start:end]]
+            self._process(tag, partition, run)
             await self._send()  # before the acks: faust commits only what is acked
-            last = run[-1].offset
+            last = run[-1][0]
             offsets.handled(topic, partition, last)
             expected = last + 1
-            with ack_lock:
-                ack = self._app.consumer.ack
-                for message in run:
-                    ack(message)
+            mark_acked(consumer, tp, [offset for offset, _ in run])
             start = end
-            if start < len(messages):
+            if start < len(records):
                 await asyncio.sleep(0)
 
     async def _fill(self, tp: Any, tag: str, start: int, end: int) -> None:
@@ -201,13 +236,32 @@ class BatchDrain:
         self._progress.pop((topic, partition), None)
 
 
+class _InFlight:
+    """A batch being processed, in faust's set of unacknowledged messages (as a delivered
+    message is) so that revocation and shutdown wait for it; ``refcount`` is for faust's
+    log line about what it waits for."""
+
+    __slots__ = ("__weakref__", "acked", "refcount")
+
+    def __init__(self, messages: int) -> None:
+        self.acked = False
+        self.refcount = messages
+
+    def __repr__(self) -> str:
+        return f"<batch of {self.refcount} messages being processed>"
+
+
 def mark_acked(consumer: Any, tp: faust.types.TP, offsets: list[int]) -> None:
     """Record ``offsets`` as acknowledged in faust's consumer, as ``Consumer.ack`` does for
-    a delivered message, so its commit can move past messages read by processors.gaps."""
+    each delivered message, so its commits move past them."""
     with ack_lock:
         committed = consumer._committed_offset[tp]
         acked_index = consumer._acked_index[tp]
+        acked = consumer._acked[tp]
+        n = 0
         for offset in offsets:
             if (committed is None or offset >= committed) and offset not in acked_index:
                 acked_index.add(offset)
-                consumer._acked[tp].append(offset)
+                acked.append(offset)
+                n += 1
+        consumer._n_acked += n

@@ -18,6 +18,7 @@ A stored value starts with a one-byte format version, so a later layout can be t
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -120,6 +121,7 @@ KEYS: Final[tuple[str, ...]] = (
     "seek_latency_seconds",
 )
 _CODE: Final = {key: i for i, key in enumerate(KEYS)}
+_view_values: Final = operator.itemgetter(*VIEW_FIELDS)
 _IDS: Final = ("session_id", "viewer_id", "player_id")
 _HEX: Final = frozenset("0123456789abcdef")
 _ID_POSITIONS: Final = tuple(VIEW_FIELDS.index(n) for n in _IDS)
@@ -163,6 +165,9 @@ class StateCodecError(ValueError):
     """A stored value this version cannot read."""
 
 
+_float_values: Final = operator.itemgetter(*_FLOATS)
+
+
 def _default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in the view state")
 
@@ -170,11 +175,16 @@ def _default(value: Any) -> Any:
 def _id_out(value: str) -> str | bytes:
     if len(value) == 36 and value[8] == value[13] == value[18] == value[23] == "-":
         digits = value.replace("-", "")
-        if len(digits) == 32 and _HEX.issuperset(digits):
-            return bytes.fromhex(digits)
-    elif len(value) == 64 and _HEX.issuperset(value):
-        return bytes.fromhex(value)
-    return value
+    elif len(value) == 64:
+        digits = value
+    else:
+        return value
+    try:
+        raw = bytes.fromhex(digits)
+    except ValueError:
+        return value
+    # Only when it reads back as the same text (fromhex also takes capitals and spaces).
+    return raw if raw.hex() == digits and len(raw) in (16, 32) else value
 
 
 def _id_in(value: str | bytes) -> str:
@@ -212,13 +222,14 @@ def _deltas_in(stored: list[Any]) -> dict[str, Any]:
 
 
 def encode_view(view: State) -> bytes:
-    values = [view[name] for name in VIEW_FIELDS]
+    values = list(_view_values(view))
     integral = 0
-    for bit, position in enumerate(_FLOATS):
-        value = values[position]
-        if type(value) is float and value.is_integer() and -_MAX_EXACT < value < _MAX_EXACT:
+    bit = 1
+    for position, value in zip(_FLOATS, _float_values(values), strict=True):
+        if value.__class__ is float and value.is_integer() and -_MAX_EXACT < value < _MAX_EXACT:
             values[position] = int(value)
-            integral |= 1 << bit
+            integral |= bit
+        bit <<= 1
     labels = view["labels"]
     values[_LABELS] = [labels[name] for name in LABELS]
     for position in _ID_POSITIONS:
