@@ -13,8 +13,10 @@ What one run does:
   (``python -m processors``; RocksDB store in its own data dir, production timers, remote
   write to that Prometheus).
 * Produces heartbeat traffic straight to the raw topic with a raw aiokafka producer using
-  the collector's producer settings, each event validated like the collector does
-  (``ingest.validation.validate_event``, once per kind of event) and encoded with
+  the collector's producer settings, in record batches per partition (``create_batch`` /
+  ``send_batch``; the partition of the default partitioner, as the collector's sends),
+  each event validated like the collector does (``ingest.validation.validate_event``, once
+  per kind of event) and encoded with
   ``schemas.player_event_codec().encode`` at send time, key = view id,
   ``event_time``/``received_time`` = now: first one ``viewstart`` and one ``playing`` per
   view, the views' starts spread evenly over ``--ramp`` seconds (default 60), then one
@@ -280,6 +282,7 @@ async def drive(
     ``ramp_s * i / n`` and its heartbeats every ``heartbeat_s`` (``paused_heartbeat_s``)
     after that, until ``run_s`` after the start of the ramp."""
     from aiokafka import AIOKafkaProducer
+    from aiokafka.partitioner import DefaultPartitioner
 
     from ingest.config import IngestConfig
     from schemas import player_event_codec
@@ -296,6 +299,10 @@ async def drive(
         max_batch_size=256 * 1024,
     )
     await producer.start()
+    # The producer's default partitioner (murmur2 of the key), as the collector's sends:
+    # the same view always lands on the same partition.
+    partitions = sorted(await producer.partitions_for(topic))
+    partitioner = DefaultPartitioner()
     n = len(traffic.ids)
     groups = (
         (0, traffic.playing, traffic.heartbeat_s, ("viewstart", "playing")),
@@ -310,7 +317,7 @@ async def drive(
             await asyncio.sleep(slot_s)
             upto = min(time.monotonic() - t0, run_s)
             now_ms = int(time.time() * 1000)
-            futures = []
+            by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
             # View i's k-th event is due at ramp_s * i / n + k * hb (k = 0: its start).
             for first, end, hb, start_kinds in groups:
                 k = max(0, math.floor((done_to - ramp_s) / hb))
@@ -321,17 +328,40 @@ async def drive(
                         kinds = start_kinds if k == 0 else ("heartbeat",)
                         for kind in kinds:
                             key, record = traffic.event(i, kind, k, now_ms)
-                            futures.append(await producer.send(topic, encode(record), key=key))
+                            partition = partitioner(key, partitions, partitions)
+                            by_partition.setdefault(partition, []).append((key, encode(record)))
                         if k == 0:
                             stats["views_started"] += 1
                     k += 1
-            if futures:
-                await asyncio.gather(*futures)
-                stats["produced"] += len(futures)
+            if by_partition:
+                sent = await send_batches(producer, topic, by_partition)
+                stats["produced"] += sent
             done_to = upto
     finally:
         await producer.stop()
         stats["ended"] = time.monotonic()
+
+
+async def send_batches(
+    producer: Any, topic: str, by_partition: dict[int, list[tuple[bytes, bytes]]]
+) -> int:
+    """Send each partition's records as record batches and wait until all are acked.
+
+    Batches, not ``send()`` per record: the generator shares the two cores with the worker
+    and the broker, and a ``send()`` costs several times a batch append."""
+    deliveries = []
+    count = 0
+    for partition, records in by_partition.items():
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+            count += 1
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    await asyncio.gather(*deliveries)
+    return count
 
 
 # --- freshness probes (a thread: blocking HTTP and sleeps) ------------------------------------

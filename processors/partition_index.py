@@ -66,20 +66,26 @@ class PartitionIndex:
             self.open_views.pop(key, None)
             deadline = view["last_received_ms"] + retention_ms
         else:
-            labels = view["labels"]
-            identity = tuple(labels.values())
-            labels_key = self._labels_keys.get(identity)
-            if labels_key is None:
-                labels_key = self._labels_keys[identity] = labels_slot_key(labels)
             self.views[key] = view
-            self.open_views[key] = {
-                "partition": self.partition,
-                "labels": labels,
-                "labels_key": labels_key,
-                "state": view["state"],
-                "last_received_ms": view["last_received_ms"],
-                "live": view["live"],
-            }
+            entry = self.open_views.get(key)
+            if entry is None:
+                labels = view["labels"]
+                identity = tuple(labels.values())
+                labels_key = self._labels_keys.get(identity)
+                if labels_key is None:
+                    labels_key = self._labels_keys[identity] = labels_slot_key(labels)
+                self.open_views[key] = {
+                    "partition": self.partition,
+                    "labels": labels,
+                    "labels_key": labels_key,
+                    "state": view["state"],
+                    "last_received_ms": view["last_received_ms"],
+                    "live": view["live"],
+                }
+            else:  # a view's labels never change: only these do (one write per event)
+                entry["state"] = view["state"]
+                entry["last_received_ms"] = view["last_received_ms"]
+                entry["live"] = view["live"]
             deadline = view["last_received_ms"] + timeout_ms
         self._schedule(key, int(deadline))
 
