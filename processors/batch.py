@@ -55,11 +55,15 @@ class BatchStep:
         clock: Callable[[], float],
         view_timeout_ms: float,
         retention_ms: float,
+        decode_known: Callable[[bytes], dict[str, Any]] | None = None,
     ) -> None:
         self._table = table
         self._index_for = index_for
         self._drop_index = drop_index  # forget a partition's index: rebuilt from the table
         self._decode_event = decode_event
+        # For an event of a view the step already has: only what processors.step reads of
+        # it then (schemas.PLAYER_EVENT_KNOWN_VIEW_FIELDS); a new view needs every field.
+        self._decode_known = decode_known or decode_event
         self._labels_for = labels_for
         self._clock = clock
         self._timeout_ms = view_timeout_ms
@@ -163,12 +167,14 @@ class BatchStep:
     ) -> tuple[Step | None, bytes | None, State | None]:
         if tag == RAW:
             try:
-                event = self._decode_event(value)
+                event = self._decode_known(value)
+                key = VIEW_PREFIX + event["view_id"].encode()
+                view = view_for(key)
+                if view is None:
+                    event = self._decode_event(value)
             except AvroCodecError as exc:
                 logger.error("undecodable message p%s@%s: %s", partition, offset, exc)
                 return None, None, None
-            key = VIEW_PREFIX + event["view_id"].encode()
-            view = view_for(key)
             step = on_event(
                 view, agg_offset(view, offset), event, offset, partition, self._labels_for
             )

@@ -906,6 +906,26 @@ def schema_fingerprint(schema: dict[str, Any]) -> bytes:
     return bytes.fromhex(fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"))
 
 
+def _projected(schema: dict[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """A reader schema of the same record with only ``fields`` (each must exist and must
+    not use a named type that only a left-out field defines)."""
+    wanted = list(fields)
+    missing = sorted(set(wanted) - {field["name"] for field in schema["fields"]})
+    if missing:
+        raise ValueError(f"{schema['name']} has no field {', '.join(missing)}")
+    kept = [field for field in schema["fields"] if field["name"] in wanted]
+    plain = _without_private_keys({**schema, "fields": kept})
+    return cast(dict[str, Any], fastavro.parse_schema(plain))
+
+
+def _without_private_keys(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_private_keys(v) for k, v in schema.items() if not k.startswith("__")}
+    if isinstance(schema, list):
+        return [_without_private_keys(item) for item in schema]
+    return schema
+
+
 def _without_logical_types(schema: Any) -> Any:
     """A copy of a schema with every ``logicalType`` removed (same canonical form)."""
     if isinstance(schema, dict):
@@ -926,6 +946,11 @@ class SingleObjectCodec:
     of ``datetime``: the stream processors want numbers, and building a datetime per
     field per event is measurable overhead. The fingerprint is unaffected, because the
     parsing canonical form has no logical types.
+
+    With ``fields``, ``decode`` returns only those fields of the top-level record and moves
+    past the others without building them (schema resolution to a reader schema with only
+    these fields): the processor needs six fields of an event for a view it already has,
+    and that decode takes about two thirds of the time of a full one. Encoding is unchanged.
     """
 
     __slots__ = ("_header", "_reader_schema", "_readers", "_writer", "schema")
@@ -936,6 +961,7 @@ class SingleObjectCodec:
         older: Iterable[dict[str, Any]] = (),
         *,
         logical_types: bool = True,
+        fields: Iterable[str] | None = None,
     ) -> None:
         self.schema = schema
         self._header = MAGIC + schema_fingerprint(schema)
@@ -947,10 +973,14 @@ class SingleObjectCodec:
             return cast(dict[str, Any], fastavro.parse_schema(_without_logical_types(s)))
 
         self._reader_schema = for_reading(schema)
+        if fields is not None:
+            self._reader_schema = _projected(self._reader_schema, fields)
         # fingerprint -> (writer schema, its compiled reader or None for fastavro)
         self._readers: dict[bytes, tuple[dict[str, Any], _Reader | None]] = {}
         for writer in [schema, *older]:
-            parsed = self._reader_schema if writer is schema else for_reading(writer)
+            parsed = (
+                self._reader_schema if writer is schema and fields is None else for_reading(writer)
+            )
             compiled = _compile_reader(parsed, self._reader_schema)
             self._readers[schema_fingerprint(writer)] = (parsed, compiled)
 
@@ -1026,6 +1056,28 @@ def player_event_reader() -> SingleObjectCodec:
     """Codec for ``qoe.events.raw`` values that decodes timestamps as int milliseconds."""
     return SingleObjectCodec(
         load_schema("player_event"), older=_player_event_older(), logical_types=False
+    )
+
+
+# What the processor reads of an event for a view it already has (processors.batch).
+PLAYER_EVENT_KNOWN_VIEW_FIELDS = (
+    "event_id",
+    "event_type",
+    "event_time",
+    "received_time",
+    "view_id",
+    "data",
+)
+
+
+@cache
+def player_event_known_view_reader() -> SingleObjectCodec:
+    """``player_event_reader`` decoding only ``PLAYER_EVENT_KNOWN_VIEW_FIELDS``."""
+    return SingleObjectCodec(
+        load_schema("player_event"),
+        older=_player_event_older(),
+        logical_types=False,
+        fields=PLAYER_EVENT_KNOWN_VIEW_FIELDS,
     )
 
 

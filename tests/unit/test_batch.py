@@ -21,7 +21,7 @@ from processors.partition_index import PartitionIndex
 from processors.series import build_samples
 from processors.step import RAW
 from processors.table_io import DictTableIO
-from schemas import player_event_codec, player_event_reader
+from schemas import player_event_codec, player_event_known_view_reader, player_event_reader
 from tests.oracle import generate
 
 TIMEOUT_MS = 3_600_000.0
@@ -54,7 +54,7 @@ def raw_messages(seed: int, views: int = 25) -> list[bytes]:
 class Worker:
     """A batch step over a table, with its in-memory index (rebuilt from the table)."""
 
-    def __init__(self, table: DictTableIO) -> None:
+    def __init__(self, table: DictTableIO, *, known_view_reader: bool = True) -> None:
         self.table = table
         self.indexes: dict[int, PartitionIndex] = {}
         caps = DimensionCaps()
@@ -68,6 +68,8 @@ class Worker:
             time.time,
             TIMEOUT_MS,
             RETENTION_MS,
+            # As the worker decodes: only what the step reads, for a view it already has.
+            decode_known=player_event_known_view_reader().decode if known_view_reader else None,
         )
 
     def index(self, partition: int) -> PartitionIndex:
@@ -99,7 +101,8 @@ def batches(rng: random.Random, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def reference(messages: list[bytes]) -> Worker:
-    worker = Worker(DictTableIO())
+    """One message at a time, every event decoded whole."""
+    worker = Worker(DictTableIO(), known_view_reader=False)
     for offset, value in enumerate(messages):
         worker.run([(offset, value)])
     return worker

@@ -25,7 +25,13 @@ import pytest
 
 from bench.traffic import new_view, view_script
 from ingest.validation import validate_event
-from schemas import AvroCodecError, SingleObjectCodec, load_schema, player_event_codec
+from schemas import (
+    AvroCodecError,
+    SingleObjectCodec,
+    load_schema,
+    player_event_codec,
+    player_event_reader,
+)
 from schemas.codec import MAGIC, _compile_reader, _without_logical_types, schema_fingerprint
 from tests.events import event, sdk_batch
 
@@ -624,3 +630,29 @@ def test_bytes_after_the_value_are_ignored_as_by_fastavro() -> None:
     value = player_event_codec().encode(realistic_events()[0])
     assert_decodes_as_fastavro(codec, value + b"\x00\xff trailing")
     assert same(codec.decode(value + b"\x00\xff trailing"), codec.decode(value))
+
+
+# --- projections (SingleObjectCodec(fields=...)) ---------------------------------------------
+
+
+def test_the_known_view_reader_returns_exactly_those_fields_of_a_full_decode() -> None:
+    from schemas.codec import PLAYER_EVENT_KNOWN_VIEW_FIELDS, player_event_known_view_reader
+
+    known, full = player_event_known_view_reader(), player_event_reader()
+    assert all(compiled is not None for _, compiled in known._readers.values())
+    values = [player_event_codec().encode(r) for r in realistic_events()]
+    values += random_values(load_schema("player_event"), "projection", 200)
+    values += random_values(load_schema("player_event.v1"), "projection-v1", 200)
+    for value in values:
+        whole = full.decode(value)
+        part = known.decode(value)
+        assert list(part) == list(PLAYER_EVENT_KNOWN_VIEW_FIELDS)
+        assert same(part, {name: whole[name] for name in PLAYER_EVENT_KNOWN_VIEW_FIELDS})
+    # What it skips is still checked: a value cut short is an error, not a partial record.
+    with pytest.raises(AvroCodecError):
+        known.decode(values[0][:-3])
+
+
+def test_a_projection_of_a_field_the_schema_lacks_is_refused() -> None:
+    with pytest.raises(ValueError, match="no field nope"):
+        SingleObjectCodec(load_schema("player_event"), fields=("event_id", "nope"))
