@@ -24,7 +24,7 @@ from typing import Any
 
 from processors.aggregates import Aggregate, aggregate_key, apply_once, new_aggregate
 from processors.partition_index import PartitionIndex
-from processors.state_codec import decode_view, encode_aggregate, encode_view
+from processors.state_codec import decode_view, encode_aggregate, encode_view, view_prefix
 from processors.step import CONTROL, RAW, Step, on_close, on_event, on_purge
 from processors.table_io import TableIO
 from processors.view import Deltas, State, merge_deltas
@@ -149,8 +149,11 @@ class BatchStep:
                 table.delete(partition, key)
             else:
                 view["pending"] = pending.get(key, {})
-                table.set(partition, key, encode_view(view))
-            index.note_view(key, view, self._timeout_ms, self._retention_ms)
+                prefix = index.prefix(key)
+                if prefix is None:
+                    prefix = view_prefix(view)
+                table.set(partition, key, encode_view(view, prefix))
+            index.note_view(key, view, self._timeout_ms, self._retention_ms, prefix)
         for akey, agg in changed_aggs.items():
             table.set(partition, akey, encode_aggregate(agg))
         return out

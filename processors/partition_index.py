@@ -51,8 +51,18 @@ class PartitionIndex:
         """Views in the partition's state, open or recently ended (each has a deadline)."""
         return len(self.deadlines)
 
+    def prefix(self, key: bytes) -> bytes | None:
+        """The open view's ``processors.state_codec.view_prefix``, once known."""
+        entry = self.open_views.get(key)
+        return None if entry is None else entry.get("prefix")
+
     def note_view(
-        self, key: bytes, view: State | None, timeout_ms: float, retention_ms: float
+        self,
+        key: bytes,
+        view: State | None,
+        timeout_ms: float,
+        retention_ms: float,
+        prefix: bytes | None = None,
     ) -> None:
         """The view was written (``None``: deleted). An open view is kept as it is: the
         caller no longer changes it except through the batch step, which writes it."""
@@ -81,11 +91,14 @@ class PartitionIndex:
                     "state": view["state"],
                     "last_received_ms": view["last_received_ms"],
                     "live": view["live"],
+                    "prefix": prefix,
                 }
             else:  # a view's labels never change: only these do (one write per event)
                 entry["state"] = view["state"]
                 entry["last_received_ms"] = view["last_received_ms"]
                 entry["live"] = view["live"]
+                if prefix is not None:
+                    entry["prefix"] = prefix
             deadline = view["last_received_ms"] + timeout_ms
         self._schedule(key, int(deadline))
 

@@ -166,6 +166,15 @@ class StateCodecError(ValueError):
 
 
 _float_values: Final = operator.itemgetter(*_FLOATS)
+# The leading fields view_prefix packs: set by processors.view.new_view, never changed.
+_PREFIX_FIELDS: Final = VIEW_FIELDS.index("first_ms")
+assert max(_LABELS, *_ID_POSITIONS) < _PREFIX_FIELDS  # noqa: S101 - import-time layout check
+assert all(position >= _PREFIX_FIELDS for position in _FLOATS)  # noqa: S101
+# A msgpack array of 2 + len(VIEW_FIELDS) (16 to 65535) items: 0xdc and a 16-bit count.
+_ARRAY_HEADER: Final = b"\xdc" + (2 + len(VIEW_FIELDS)).to_bytes(2, "big") + bytes([VERSION])
+# The rest of the fields, len(VIEW_FIELDS) - _PREFIX_FIELDS of them, also take a 3-byte header.
+_REST_HEADER: Final = 3
+assert 16 <= len(VIEW_FIELDS) - _PREFIX_FIELDS < 65536  # noqa: S101
 
 
 def _default(value: Any) -> Any:
@@ -221,7 +230,9 @@ def _deltas_in(stored: list[Any]) -> dict[str, Any]:
     return out
 
 
-def encode_view(view: State) -> bytes:
+def encode_view(view: State, prefix: bytes | None = None) -> bytes:
+    """The stored form of ``view``. ``prefix``: ``view_prefix(view)``, computed once per
+    view by the caller (the leading fields never change), saves packing them again."""
     values = list(_view_values(view))
     integral = 0
     bit = 1
@@ -230,13 +241,35 @@ def encode_view(view: State) -> bytes:
             values[position] = int(value)
             integral |= bit
         bit <<= 1
+    values[_LIVE] = _deltas_out(view["live"])
+    values[_PENDING] = _deltas_out(view["pending"])
+    if prefix is None:
+        _fixed_out(values, view)
+        return msgpack.packb([VERSION, integral, *values], use_bin_type=True, default=_default)  # type: ignore[no-any-return]
+    # The same bytes: the array header for every field, then the version, the bitmask,
+    # the packed leading fields and the rest (packed as an array, its header cut off).
+    rest = msgpack.packb(values[_PREFIX_FIELDS:], use_bin_type=True, default=_default)
+    return b"".join((_ARRAY_HEADER, _pack(integral), prefix, rest[_REST_HEADER:]))
+
+
+def view_prefix(view: State) -> bytes:
+    """The packed leading fields of ``view`` (``_PREFIX_FIELDS``: partition, labels and
+    ids, set when the view starts and never changed), for ``encode_view``."""
+    values = list(_view_values(view))
+    _fixed_out(values, view)
+    parts = [_pack(value) for value in values[:_PREFIX_FIELDS]]
+    return b"".join(parts)
+
+
+def _fixed_out(values: list[Any], view: State) -> None:
     labels = view["labels"]
     values[_LABELS] = [labels[name] for name in LABELS]
     for position in _ID_POSITIONS:
         values[position] = _id_out(values[position])
-    values[_LIVE] = _deltas_out(view["live"])
-    values[_PENDING] = _deltas_out(view["pending"])
-    return msgpack.packb([VERSION, integral, *values], use_bin_type=True, default=_default)  # type: ignore[no-any-return]
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True, default=_default)  # type: ignore[no-any-return]
 
 
 def _unpack(value: bytes) -> list[Any]:

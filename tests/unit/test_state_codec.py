@@ -104,3 +104,20 @@ def test_aggregates_read_back_exactly() -> None:
         )
     agg["offsets"] = {"raw": 123456, "ctl": 7}
     assert decode_aggregate(encode_aggregate(agg)) == agg
+
+
+def test_a_view_encoded_with_its_cached_prefix_is_the_same_bytes() -> None:
+    from processors.state_codec import view_prefix
+
+    for view in views_after(120, 5):
+        assert encode_view(view, view_prefix(view)) == encode_view(view)
+
+
+def test_the_prefix_fields_never_change_after_a_view_starts() -> None:
+    """processors.batch packs them once per view: a later event must not change them."""
+    from processors.state_codec import view_prefix
+
+    first: dict[str, bytes] = {}
+    for view in views_after(120, 6):
+        prefix = view_prefix(view)
+        assert first.setdefault(view["view_id"], prefix) == prefix, view["view_id"]
