@@ -42,6 +42,7 @@ class PartitionIndex:
     deadlines: dict[bytes, int] = field(default_factory=dict)
     _buckets: dict[int, set[bytes]] = field(default_factory=dict)
     _heap: list[int] = field(default_factory=list)
+    _entry: dict[bytes, int] = field(default_factory=dict)  # key -> the bucket it is in
     # One labels key (processors.series) per distinct label set, not one json.dumps per
     # open view per export.
     _labels_keys: dict[tuple[str, ...], str] = field(default_factory=dict)
@@ -69,7 +70,7 @@ class PartitionIndex:
         if view is None:
             self.views.pop(key, None)
             self.open_views.pop(key, None)
-            self.deadlines.pop(key, None)
+            self._unschedule(key)
             return
         if view["closed"]:
             self.views.pop(key, None)
@@ -103,34 +104,53 @@ class PartitionIndex:
         self._schedule(key, int(deadline))
 
     def _schedule(self, key: bytes, deadline: int) -> None:
+        # One bucket entry per view: a deadline that moved later (every event of an open
+        # view moves it) leaves the entry where it is, and the scan moves it on when that
+        # bucket comes due. An entry per write would keep every write of the last
+        # timeout (an hour) in memory: ~24 M entries at 6,700 events/s.
         self.deadlines[key] = deadline
         bucket = deadline // BUCKET_MS
+        current = self._entry.get(key)
+        if current is not None:
+            if current <= bucket:
+                return
+            self._buckets[current].discard(key)
+        self._add(key, bucket)
+
+    def _add(self, key: bytes, bucket: int) -> None:
         keys = self._buckets.get(bucket)
         if keys is None:
             keys = self._buckets[bucket] = set()
             heapq.heappush(self._heap, bucket)
         keys.add(key)
+        self._entry[key] = bucket
+
+    def _unschedule(self, key: bytes) -> None:
+        self.deadlines.pop(key, None)
+        bucket = self._entry.pop(key, None)
+        if bucket is not None:
+            self._buckets[bucket].discard(key)
 
     def due(self, now_ms: float) -> list[tuple[bytes, bool]]:
         """(key, open) of every view whose deadline has passed. Each is rescheduled
         ``RETRY_MS`` later, in case the request it causes changes nothing."""
-        heap, buckets = self._heap, self._buckets
+        heap, buckets, entry = self._heap, self._buckets, self._entry
         last = int(now_ms) // BUCKET_MS
         due: list[tuple[bytes, bool]] = []
         later: list[bytes] = []
         while heap and heap[0] <= last:
             bucket = heapq.heappop(heap)
             for key in buckets.pop(bucket, ()):
-                deadline = self.deadlines.get(key)
-                # A stale entry (the view was written since): its deadline is elsewhere.
-                if deadline is None or deadline // BUCKET_MS != bucket:
-                    continue
-                if deadline > now_ms:
+                del entry[key]
+                deadline = self.deadlines[key]
+                if deadline // BUCKET_MS > bucket:
+                    self._add(key, deadline // BUCKET_MS)  # moved later since: move on
+                elif deadline > now_ms:
                     later.append(key)  # due later within this same second
                 else:
                     due.append((key, key in self.open_views))
         for key in later:
-            self._schedule(key, self.deadlines[key])
+            self._add(key, self.deadlines[key] // BUCKET_MS)
         for key, _ in due:
             self._schedule(key, int(now_ms) + RETRY_MS)
         return due

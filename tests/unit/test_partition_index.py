@@ -76,3 +76,23 @@ def test_the_export_of_indexed_views_equals_one_from_the_views_themselves() -> N
     plain = [{k: x for k, x in v.items() if k != "labels_key"} for v in indexed]
     assert len({v["labels_key"] for v in indexed}) == 3
     assert build_samples([], indexed, 2_000, 60_000) == build_samples([], plain, 2_000, 60_000)
+
+
+def test_writes_keep_one_entry_per_view_and_each_comes_due_at_its_last_deadline() -> None:
+    """Heartbeats move a view's deadline every 10 s; the index must not keep an entry per
+    write (an hour of them with the default timeout) and must still find the last one."""
+    index = PartitionIndex(0)
+    for beat in range(50):
+        for i in range(1_000):
+            index.note_view(b"v|%d" % i, view(beat * 10_000 + i), TIMEOUT, RETENTION)
+    assert sum(len(keys) for keys in index._buckets.values()) == 1_000
+    last = 49 * 10_000
+    assert index.due(last + TIMEOUT - 1) == []  # every stale deadline was moved on, not due
+    assert sum(len(keys) for keys in index._buckets.values()) == 1_000
+    assert sorted(index.due(last + 999 + TIMEOUT)) == sorted(
+        (b"v|%d" % i, True) for i in range(1_000)
+    )
+    # A deleted view leaves nothing behind.
+    index.note_view(b"v|7", None, TIMEOUT, RETENTION)
+    assert b"v|7" not in index._entry
+    assert all(b"v|7" not in keys for keys in index._buckets.values())
