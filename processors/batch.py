@@ -147,12 +147,13 @@ class BatchStep:
         for key, view in written.items():
             if view is None:
                 table.delete(partition, key)
-            else:
-                view["pending"] = pending.get(key, {})
-                prefix = index.prefix(key)
-                if prefix is None:
-                    prefix = view_prefix(view)
-                table.set(partition, key, encode_view(view, prefix))
+                index.note_view(key, None, self._timeout_ms, self._retention_ms)
+                continue
+            view["pending"] = pending.get(key, {})
+            prefix = index.prefix(key)
+            if prefix is None:
+                prefix = view_prefix(view)
+            table.set(partition, key, encode_view(view, prefix))
             index.note_view(key, view, self._timeout_ms, self._retention_ms, prefix)
         for akey, agg in changed_aggs.items():
             table.set(partition, akey, encode_aggregate(agg))

@@ -199,3 +199,64 @@ def test_a_failing_batch_drops_the_partition_index() -> None:
         worker.run([(o, messages[o]) for o in range(offset, min(offset + 25, len(messages)))])
     assert worker.index(0) is not before
     assert worker.exported() == reference(messages).exported()
+
+
+def test_expiry_requests_close_then_purge_a_view_through_the_batch_step() -> None:
+    """The control topic's close and purge requests in one batch and across batches: the
+    view ends by timeout, then leaves the table, the cache and the deadline index."""
+    import json
+
+    from processors.step import CONTROL
+
+    now = [time.time()]
+    table = DictTableIO()
+    indexes: dict[int, PartitionIndex] = {}
+
+    def index(partition: int) -> PartitionIndex:
+        if partition not in indexes:
+            indexes[partition] = PartitionIndex.rebuild(partition, table, 60_000, 120_000)
+        return indexes[partition]
+
+    step = BatchStep(
+        table,
+        index,
+        lambda partition: indexes.pop(partition, None),  # type: ignore[arg-type]
+        player_event_reader().decode,
+        DimensionCaps().labels,
+        lambda: now[0],
+        60_000,
+        120_000,
+        decode_known=player_event_known_view_reader().decode,
+    )
+    messages = raw_messages(9, views=3)[:5]  # the first events of open views
+    step.run(RAW, 0, list(enumerate(messages)))
+    keys = list(index(0).views)
+    assert keys
+    view_ids = [key[2:].decode() for key in keys]
+
+    def request(op: str, view_id: str) -> bytes:
+        return json.dumps({"op": op, "view_id": view_id}).encode()
+
+    now[0] += 3600  # an hour later: past this step's 60 s timeout and 120 s retention
+    out = step.run(CONTROL, 0, [(i, request("close", v)) for i, v in enumerate(view_ids)])
+    assert out.kinds["closed"] == len(view_ids)
+    assert {s["view_id"] for _p, s in out.summaries} == set(view_ids)
+    assert not index(0).views
+    assert not index(0).open_views
+    out = step.run(
+        CONTROL,
+        0,
+        [(len(view_ids) + i, request("purge", v)) for i, v in enumerate(view_ids)],
+    )
+    assert out.kinds["purged"] == len(view_ids)
+    assert all(table.get(0, key) is None for key in keys)
+    assert index(0).views_kept == 0
+    assert all(key not in index(0)._entry for key in keys)
+    # The ended views stay counted in the partition's aggregates.
+    ended = sum(
+        n
+        for a in index(0).aggregates.values()
+        for k, n in a["c"].items()
+        if k.startswith("views_ended")
+    )
+    assert ended == len(view_ids)
