@@ -206,7 +206,7 @@ class Traffic:
         self.paused_heartbeat_s = paused_heartbeat_s
         # Views [playing, views) pause after their first frame and stay paused: the SDK
         # sends a paused view's heartbeats every 30 s (sdk/src/core), a playing one's every 10.
-        self.playing = views - round(views * paused_share)
+        self.playing = playing_and_paused(views, paused_share)[0]
         self.templates: list[dict[str, dict[str, Any]]] = []
         for _ in range(16):
             view = new_view(rng, ORG)
@@ -349,19 +349,13 @@ async def send_batches(
 
     Batches, not ``send()`` per record: the generator shares the two cores with the worker
     and the broker, and a ``send()`` costs several times a batch append."""
+    from processors.table_io import send_batches as send_partition
+
     deliveries = []
-    count = 0
     for partition, records in by_partition.items():
-        batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
-            count += 1
-        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+        deliveries += [d for d, _n in await send_partition(producer, topic, partition, records)]
     await asyncio.gather(*deliveries)
-    return count
+    return sum(len(records) for records in by_partition.values())
 
 
 # --- freshness probes (a thread: blocking HTTP and sleeps) ------------------------------------
@@ -555,17 +549,22 @@ def summarise(samples: list[dict[str, Any]], probes: list[dict[str, Any]]) -> di
     return summary
 
 
+def playing_and_paused(views: int, paused_share: float) -> tuple[int, int]:
+    """How many of ``views`` play and how many stay paused (the last ones)."""
+    paused = round(views * paused_share)
+    return views - paused, paused
+
+
 def offered_rate(a: dict[str, Any]) -> float:
     """Heartbeats per second once every view has started."""
-    paused = round(a["views"] * a.get("paused_share", 0.0))
-    return float((a["views"] - paused) / a["heartbeat"] + paused / a.get("paused_heartbeat", 30.0))
+    playing, paused = playing_and_paused(a["views"], a.get("paused_share", 0.0))
+    return float(playing / a["heartbeat"] + paused / a.get("paused_heartbeat", 30.0))
 
 
 def markdown(results: dict[str, Any]) -> str:
     s = results["summary"]
     a = results["args"]
-    paused = round(a["views"] * a.get("paused_share", 0.0))
-    playing = a["views"] - paused
+    playing, paused = playing_and_paused(a["views"], a.get("paused_share", 0.0))
     lines = [
         f"Scale: {a['views']:,} views ({playing:,} playing, a heartbeat every "
         f"{a['heartbeat']:g} s; {paused:,} paused, every {a.get('paused_heartbeat', 30):g} s), "

@@ -24,7 +24,7 @@ from typing import Any
 
 from processors.aggregates import Aggregate, aggregate_key, apply_once, new_aggregate
 from processors.partition_index import PartitionIndex
-from processors.state_codec import decode_view, encode_aggregate, encode_view, view_prefix
+from processors.state_codec import decode_view, encode_aggregate, encode_view
 from processors.step import CONTROL, RAW, Step, on_close, on_event, on_purge
 from processors.table_io import TableIO
 from processors.view import Deltas, State, merge_deltas
@@ -80,7 +80,7 @@ class BatchStep:
 
     def _run(self, tag: str, partition: int, messages: Sequence[tuple[int, bytes]]) -> Output:
         index = self._index_for(partition)
-        cached = index.views
+        open_view = index.open_view
         out = Output([], [], Counter())
         views: dict[bytes, State | None] = {}  # the batch's view of the table
         written: dict[bytes, State | None] = {}  # to write (None: delete), in first-change order
@@ -91,7 +91,7 @@ class BatchStep:
         def view_for(key: bytes) -> State | None:
             if key in views:
                 return views[key]
-            view = cached.get(key)
+            view = open_view(key)
             if view is None:  # not open: closed, or not in the table
                 stored = self._table.get(partition, key)
                 view = None if stored is None else decode_view(key[2:].decode(), stored)
@@ -150,11 +150,9 @@ class BatchStep:
                 index.note_view(key, None, self._timeout_ms, self._retention_ms)
                 continue
             view["pending"] = pending.get(key, {})
-            prefix = index.prefix(key)
-            if prefix is None:
-                prefix = view_prefix(view)
-            table.set(partition, key, encode_view(view, prefix))
-            index.note_view(key, view, self._timeout_ms, self._retention_ms, prefix)
+            index.note_view(key, view, self._timeout_ms, self._retention_ms)
+            # An open view's leading fields are packed once (None: closed, packed in full).
+            table.set(partition, key, encode_view(view, index.prefix(key)))
         for akey, agg in changed_aggs.items():
             table.set(partition, akey, encode_aggregate(agg))
         return out

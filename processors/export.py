@@ -89,12 +89,12 @@ class Exporter:
         started = time.monotonic()
         now_ms = int(self._clock() * 1000)
         aggregates: list[Any] = []
-        open_views: list[Any] = []
+        open_views: list[tuple[Any, str]] = []
         owned = list(indexes)
         self.new_series.begin(index.partition for index in owned)
         for index in owned:
             aggregates.extend(index.aggregates.values())
-            open_views.extend(index.open_views.values())
+            open_views.extend(index.exported())
         samples = build_samples(aggregates, open_views, now_ms, self._window_ms, self.new_series)
         lines = self.logs.take()
         await self._durable()

@@ -1,12 +1,13 @@
 """What the worker keeps in memory per owned partition, rebuilt from the table on first use.
 
 - the partition's **aggregates**, decoded (few: one per label set);
-- each **open view**, decoded (``views``), as last written: the batch step reads it here,
-  not from RocksDB. Every view of a heartbeating audience has one event per ~10 s, so a
-  batch rarely sees a view twice and a read would cost a store lookup and a decode per
-  event (~30 µs of the ~100 µs an event costs; ~4.7 kB of memory per view instead);
-- for each open view, what the export needs (labels, state, last receive time, live
-  deltas), so a flush never reads or decodes the table;
+- each **open view** (``open_views``), decoded, as last written, with its labels key
+  (processors.series) and, once asked for, its packed leading fields
+  (processors.state_codec.view_prefix). The batch step reads views here, not from RocksDB:
+  every view of a heartbeating audience has one event per ~10 s, so a batch rarely sees a
+  view twice and a read would cost a store lookup and a decode per event (~30 µs of the
+  ~100 µs an event costs; ~5 kB of memory per view instead). A flush reads them here too,
+  so it never reads or decodes the table;
 - a **deadline index**: each view's next expiry deadline (close when open, purge when
   closed) in one-second buckets, so an expiry scan costs O(views due), not O(views kept).
 
@@ -18,11 +19,10 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Any
 
 from processors.aggregates import Aggregate
 from processors.series import labels_slot_key
-from processors.state_codec import decode_aggregate, decode_view
+from processors.state_codec import decode_aggregate, decode_view, view_prefix
 from processors.table_io import TableIO
 from processors.view import State
 
@@ -34,11 +34,17 @@ RETRY_MS = 60_000
 
 
 @dataclass(slots=True)
+class OpenView:
+    view: State  # the object the batch step changes and writes
+    labels_key: str
+    prefix: bytes | None = None
+
+
+@dataclass(slots=True)
 class PartitionIndex:
     partition: int
     aggregates: dict[bytes, Aggregate] = field(default_factory=dict)
-    views: dict[bytes, State] = field(default_factory=dict)
-    open_views: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    open_views: dict[bytes, OpenView] = field(default_factory=dict)
     deadlines: dict[bytes, int] = field(default_factory=dict)
     _buckets: dict[int, set[bytes]] = field(default_factory=dict)
     _heap: list[int] = field(default_factory=list)
@@ -52,32 +58,37 @@ class PartitionIndex:
         """Views in the partition's state, open or recently ended (each has a deadline)."""
         return len(self.deadlines)
 
-    def prefix(self, key: bytes) -> bytes | None:
-        """The open view's ``processors.state_codec.view_prefix``, once known."""
+    def open_view(self, key: bytes) -> State | None:
         entry = self.open_views.get(key)
-        return None if entry is None else entry.get("prefix")
+        return None if entry is None else entry.view
+
+    def prefix(self, key: bytes) -> bytes | None:
+        """The open view's ``processors.state_codec.view_prefix`` (packed on first use:
+        those fields never change), or None for a view that is not open."""
+        entry = self.open_views.get(key)
+        if entry is None:
+            return None
+        if entry.prefix is None:
+            entry.prefix = view_prefix(entry.view)
+        return entry.prefix
+
+    def exported(self) -> list[tuple[State, str]]:
+        """(view, labels key) of every open view, for processors.series.build_samples."""
+        return [(entry.view, entry.labels_key) for entry in self.open_views.values()]
 
     def note_view(
-        self,
-        key: bytes,
-        view: State | None,
-        timeout_ms: float,
-        retention_ms: float,
-        prefix: bytes | None = None,
+        self, key: bytes, view: State | None, timeout_ms: float, retention_ms: float
     ) -> None:
         """The view was written (``None``: deleted). An open view is kept as it is: the
         caller no longer changes it except through the batch step, which writes it."""
         if view is None:
-            self.views.pop(key, None)
             self.open_views.pop(key, None)
             self._unschedule(key)
             return
         if view["closed"]:
-            self.views.pop(key, None)
             self.open_views.pop(key, None)
             deadline = view["last_received_ms"] + retention_ms
         else:
-            self.views[key] = view
             entry = self.open_views.get(key)
             if entry is None:
                 labels = view["labels"]
@@ -85,21 +96,9 @@ class PartitionIndex:
                 labels_key = self._labels_keys.get(identity)
                 if labels_key is None:
                     labels_key = self._labels_keys[identity] = labels_slot_key(labels)
-                self.open_views[key] = {
-                    "partition": self.partition,
-                    "labels": labels,
-                    "labels_key": labels_key,
-                    "state": view["state"],
-                    "last_received_ms": view["last_received_ms"],
-                    "live": view["live"],
-                    "prefix": prefix,
-                }
-            else:  # a view's labels never change: only these do (one write per event)
-                entry["state"] = view["state"]
-                entry["last_received_ms"] = view["last_received_ms"]
-                entry["live"] = view["live"]
-                if prefix is not None:
-                    entry["prefix"] = prefix
+                self.open_views[key] = OpenView(view, labels_key)
+            else:
+                entry.view = view  # the same object, unless the view was read again
             deadline = view["last_received_ms"] + timeout_ms
         self._schedule(key, int(deadline))
 

@@ -83,7 +83,7 @@ def _slot(
 
 def build_samples(
     aggregates: Iterable[Aggregate],
-    open_views: Iterable[State],
+    open_views: Iterable[tuple[State, str | None]],
     now_ms: int,
     concurrency_window_ms: float,
     new_series: NewSeries | None = None,
@@ -104,8 +104,8 @@ def build_samples(
                 for k, h in agg["h"].items()
             }
         )
-    for view in open_views:
-        slot = _slot(slots, view["partition"], view["labels"], view.get("labels_key"))
+    for view, labels_key in open_views:  # labels_key: labels_slot_key(labels), or None
+        slot = _slot(slots, view["partition"], view["labels"], labels_key)
         slot["active"] += 1
         if (
             view["state"] in LIVE_STATES

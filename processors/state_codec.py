@@ -123,7 +123,6 @@ KEYS: Final[tuple[str, ...]] = (
 _CODE: Final = {key: i for i, key in enumerate(KEYS)}
 _view_values: Final = operator.itemgetter(*VIEW_FIELDS)
 _IDS: Final = ("session_id", "viewer_id", "player_id")
-_HEX: Final = frozenset("0123456789abcdef")
 _ID_POSITIONS: Final = tuple(VIEW_FIELDS.index(n) for n in _IDS)
 _LIVE, _PENDING = VIEW_FIELDS.index("live"), VIEW_FIELDS.index("pending")
 _LABELS = VIEW_FIELDS.index("labels")

@@ -12,6 +12,7 @@ RETENTION = 120_000.0
 
 def view(last_received_ms: int, closed: bool = False) -> dict[str, Any]:
     return {
+        "partition": 0,
         "closed": closed,
         "last_received_ms": last_received_ms,
         "labels": {"org": "o"},
@@ -69,12 +70,13 @@ def test_the_export_of_indexed_views_equals_one_from_the_views_themselves() -> N
     index = PartitionIndex(2)
     for i, org in enumerate(["a", "b", "a", "c", "b"]):
         v = view(1_000 + i)
+        v["partition"] = 2
         v["labels"] = {"org": org, "env": "prod"}
         v["live"] = {"c": {"views_started": 1}}
         index.note_view(b"v|%d" % i, v, TIMEOUT, RETENTION)
-    indexed = list(index.open_views.values())
-    plain = [{k: x for k, x in v.items() if k != "labels_key"} for v in indexed]
-    assert len({v["labels_key"] for v in indexed}) == 3
+    indexed = index.exported()
+    plain = [(v, None) for v, _ in indexed]  # build_samples computes each labels key itself
+    assert len({key for _, key in indexed}) == 3
     assert build_samples([], indexed, 2_000, 60_000) == build_samples([], plain, 2_000, 60_000)
 
 

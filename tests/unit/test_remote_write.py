@@ -165,7 +165,7 @@ def test_series_are_cumulative_histograms_with_inf_and_counters_plus_live_increm
         "live": {"c": {"views_started": 1}, "h": {"seek_latency_seconds": [0.3]}},
     }
     samples = build_samples(
-        [histogram_agg()], [open_view], now_ms=5000, concurrency_window_ms=20_000
+        [histogram_agg()], [(open_view, None)], now_ms=5000, concurrency_window_ms=20_000
     )
     by_name = {}
     for s in samples:
