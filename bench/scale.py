@@ -569,7 +569,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"Scale: {a['views']:,} views ({playing:,} playing, a heartbeat every "
         f"{a['heartbeat']:g} s; {paused:,} paused, every {a.get('paused_heartbeat', 30):g} s), "
         f"{a['ramp']:g} s ramp-up, then {a['minutes']:g} min of heartbeats "
-        f"({offered_rate(a):,.0f} events/s offered); one worker (RocksDB).",
+        f"({offered_rate(a):,.0f} events/s offered); one worker (RocksDB), exporting every "
+        f"{a.get('flush_interval', 10.0):g} s.",
         "",
         *sample_table(results["samples"]),
         "",
@@ -636,6 +637,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--sample", type=float, default=60.0, help="seconds between samples")
     parser.add_argument(
+        "--flush-interval",
+        type=float,
+        default=10.0,
+        help="the worker's PROCESSOR_FLUSH_INTERVAL_S: a probe waits up to one interval "
+        "for the export that carries it",
+    )
+    parser.add_argument(
         "--probe-every", type=float, default=20.0, help="mean seconds between freshness probes"
     )
     parser.add_argument(
@@ -697,7 +705,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     asyncio.run(ensure_topics(topics))
     app_id = f"pscale-{run_id}"
     data_dir = workdir / "worker-data"
-    extra: dict[str, str] = {}
+    extra = {"PROCESSOR_FLUSH_INTERVAL_S": str(args.flush_interval)}
     if n_probes + 2 > DEFAULT_ORG_CAP:
         extra["PROCESSOR_DIMENSION_CAPS"] = f"org={n_probes + 10}"
     print("generating templates ...", flush=True)

@@ -88,13 +88,11 @@ class Exporter:
         """Snapshot ``indexes`` (the owned partitions), make it durable, push it."""
         started = time.monotonic()
         now_ms = int(self._clock() * 1000)
-        aggregates: list[Any] = []
-        open_views: list[tuple[Any, str]] = []
         owned = list(indexes)
         self.new_series.begin(index.partition for index in owned)
-        for index in owned:
-            aggregates.extend(index.aggregates.values())
-            open_views.extend(index.exported())
+        aggregates = [agg for index in owned for agg in index.aggregates.values()]
+        # Iterated, not collected: see PartitionIndex.exported.
+        open_views = (view for index in owned for view in index.exported())
         samples = build_samples(aggregates, open_views, now_ms, self._window_ms, self.new_series)
         lines = self.logs.take()
         await self._durable()

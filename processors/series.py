@@ -104,8 +104,16 @@ def build_samples(
                 for k, h in agg["h"].items()
             }
         )
+    # The loop of an export: once per open view (100,000 at scale), so it looks up each
+    # slot once and touches only the parts of ``live`` that exist.
+    get_slot = slots.get
     for view, labels_key in open_views:  # labels_key: labels_slot_key(labels), or None
-        slot = _slot(slots, view["partition"], view["labels"], labels_key)
+        partition = view["partition"]
+        if labels_key is None:
+            labels_key = labels_slot_key(view["labels"])
+        slot = get_slot((partition, labels_key)) or _slot(
+            slots, partition, view["labels"], labels_key
+        )
         slot["active"] += 1
         if (
             view["state"] in LIVE_STATES
@@ -113,8 +121,13 @@ def build_samples(
         ):
             slot["concurrent"] += 1
         live = view["live"]
-        for key, n in live.get("c", {}).items():
-            slot["c"][key] = slot["c"].get(key, 0) + n
+        if not live:
+            continue
+        counters = live.get("c")
+        if counters:
+            totals = slot["c"]
+            for key, n in counters.items():
+                totals[key] = totals.get(key, 0) + n
         for key, values in live.get("h", {}).items():
             histogram = slot["h"].setdefault(key, {})
             buckets = HISTOGRAMS[split_key(key)[0]].buckets

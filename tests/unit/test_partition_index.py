@@ -74,7 +74,7 @@ def test_the_export_of_indexed_views_equals_one_from_the_views_themselves() -> N
         v["labels"] = {"org": org, "env": "prod"}
         v["live"] = {"c": {"views_started": 1}}
         index.note_view(b"v|%d" % i, v, TIMEOUT, RETENTION)
-    indexed = index.exported()
+    indexed = list(index.exported())
     plain = [(v, None) for v, _ in indexed]  # build_samples computes each labels key itself
     assert len({key for _, key in indexed}) == 3
     assert build_samples([], indexed, 2_000, 60_000) == build_samples([], plain, 2_000, 60_000)

@@ -121,3 +121,32 @@ def test_the_prefix_fields_never_change_after_a_view_starts() -> None:
     for view in views_after(120, 6):
         prefix = view_prefix(view)
         assert first.setdefault(view["view_id"], prefix) == prefix, view["view_id"]
+
+
+def test_float_fields_read_back_with_their_value_and_type_at_the_edges() -> None:
+    """The integral form is chosen by ``int(v) == v``: fractions, the exact range's ends,
+    inf and nan must stay floats; -0.0 and integral values become ints and read back as
+    floats equal to them."""
+    base = views_after(1, seed=2)[0]
+    for value in (
+        0.5,
+        -0.0,
+        3.0,
+        2.0**53 - 1,
+        2.0**53,
+        -(2.0**53),
+        1e300,
+        float("inf"),
+        float("-inf"),
+        7,
+        None,
+    ):
+        view = dict(base, watch_ms=value, bitrate=value, completion=value)
+        back = decode_view(view["view_id"], encode_view(view))
+        for field in ("watch_ms", "bitrate", "completion"):
+            assert type(back[field]) is type(value), (field, value)
+            assert back[field] == value
+    nan_view = dict(base, watch_ms=float("nan"))
+    back = decode_view(nan_view["view_id"], encode_view(nan_view))
+    assert type(back["watch_ms"]) is float
+    assert back["watch_ms"] != back["watch_ms"]  # nan
