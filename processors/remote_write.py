@@ -132,12 +132,30 @@ def validate_labels(labels: Mapping[str, str]) -> list[tuple[str, str]]:
     return pairs
 
 
+# A series' label fields (validated, sorted, encoded), by its labels as built: an export
+# builds each series' labels the same way, in the same order, every flush, so the pairs in
+# insertion order identify it and cost one tuple, not a sort and a check per label.
+_SERIES_LIMIT = 500_000
+_series_labels: dict[tuple[tuple[str, str], ...], bytes] = {}
+
+
+def _series_label_fields(labels: Mapping[str, str]) -> bytes:
+    key = tuple(labels.items())
+    encoded = _series_labels.get(key)
+    if encoded is None:
+        encoded = b"".join([_label_field(k, v) for k, v in validate_labels(labels)])
+        if len(_series_labels) >= _SERIES_LIMIT:
+            _series_labels.clear()  # series churned past the bound: start over
+        _series_labels[key] = encoded
+    return encoded
+
+
 def encode_write_request(samples: Iterable[Sample]) -> bytes:
     """Serialise samples as a ``prometheus.WriteRequest`` (one TimeSeries per sample)."""
     out = bytearray()
     timestamps: dict[int, bytes] = {}
     for sample in samples:
-        series = b"".join([_label_field(k, v) for k, v in validate_labels(sample.labels)])
+        series = _series_label_fields(sample.labels)
         ts = timestamps.get(sample.timestamp_ms)
         if ts is None:
             ts = timestamps[sample.timestamp_ms] = b"\x10" + _varint(sample.timestamp_ms)

@@ -100,6 +100,25 @@ def test_invalid_series_are_refused_before_sending(labels: dict[str, str]) -> No
         validate_labels(labels)
 
 
+def test_a_series_encodes_the_same_every_time_in_any_label_order() -> None:
+    """Its label fields are remembered per label set as built: the next flush's samples,
+    and the same labels built in another order, give the bytes a first encoding gives."""
+    labels = {"__name__": "qoe_rebuffer_ratio", "player": "web", "cdn": "a"}
+    first = encode_write_request([Sample(labels, 0.125, 1_700_000_000_000)])
+    assert first.hex() == GOLDEN
+    again = encode_write_request([Sample(dict(labels), 0.125, 1_700_000_000_000)])
+    reordered = dict(reversed(list(labels.items())))
+    other_order = encode_write_request([Sample(reordered, 0.125, 1_700_000_000_000)])
+    assert again == other_order == first
+
+
+def test_an_invalid_series_is_refused_every_time() -> None:
+    bad = {"__name__": "ok", "bad-label": "x"}
+    for _ in range(2):
+        with pytest.raises(InvalidSeriesError):
+            encode_write_request([Sample(bad, 1.0, 1_700_000_000_000)])
+
+
 def test_le_labels_use_prometheus_formatting() -> None:
     assert [format_le(b) for b in (0.5, 1, 15, 250e3, 20e6, float("inf"))] == [
         "0.5",
