@@ -75,6 +75,7 @@ import random
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -670,6 +671,51 @@ def _version(dist: str) -> str | None:
         return version(dist)
     except PackageNotFoundError:
         return None
+
+
+def peer_rounds(
+    n: int,
+    events: int,
+    new_worker: Callable[[int], Worker],
+    run_peer: Callable[[], dict[str, Any] | None],
+    quiet: Callable[[str], None],
+    timeout_s: float,
+    broker_pid: int | None,
+) -> dict[str, Any]:
+    """``n`` rounds of our worker and the quix-streams peer over the same ``events``, one
+    right after the other, ours first in odd rounds and second in even ones. Each side is
+    a fresh consumer group from offset 0; ours is measured from its first event to its
+    ``events``-th (its exports included), the peer to the end of its final commit."""
+    rounds = []
+    for i in range(n):
+        order = "ours first" if i % 2 == 0 else "peer first"
+        row: dict[str, Any] = {"round": i + 1, "order": order}
+        for side in ("ours", "peer") if i % 2 == 0 else ("peer", "ours"):
+            quiet(f"pair{i + 1}-{side}")
+            if side == "ours":
+                worker = new_worker(i + 1)
+                try:
+                    mine = consume_with_worker(worker, events, timeout_s, broker_pid=broker_pid)
+                finally:
+                    worker.stop()
+                row["ours_cpu_us_per_event"] = mine["sustained_cpu_us_per_event"]
+                row["ours_events_per_s"] = mine["sustained_events_per_s"]
+            else:
+                peer = run_peer()
+                if peer is None:
+                    raise SystemExit("the quix-streams peer failed in a paired round")
+                row["peer_cpu_us_per_event"] = peer["cpu_us_per_event"]
+                row["peer_events_per_s"] = peer["events_per_s"]
+        # events per CPU-second, ours over the peer's
+        row["ours_per_peer"] = row["peer_cpu_us_per_event"] / row["ours_cpu_us_per_event"]
+        print(
+            f"  round {i + 1} ({row['order']}): ours {row['ours_cpu_us_per_event']:.1f} "
+            f"CPU-us/event, peer {row['peer_cpu_us_per_event']:.1f}; ours "
+            f"{row['ours_per_peer']:.2f}x the peer per CPU-second",
+            flush=True,
+        )
+        rounds.append(row)
+    return {"events": events, "rounds": rounds}
 
 
 def run_floor(
@@ -1379,6 +1425,23 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
             f"which {o['others_busy_cores']:.2f} neither the worker nor the broker (bench "
             "poller, Prometheus, anything else running).",
         ]
+    pairs = results.get("peer_rounds")
+    if pairs:
+        lines += [
+            "",
+            f"Paired rounds, ours and the quix-streams peer back to back over the same "
+            f"{pairs['events']:,} events:",
+            "",
+            "| round | order | ours CPU-us/event | peer CPU-us/event | ours events/s | "
+            "peer events/s | ours per CPU-second / peer's |",
+            "|---:|---|---:|---:|---:|---:|---:|",
+            *(
+                f"| {r['round']} | {r['order']} | {_fmt(r['ours_cpu_us_per_event'])} | "
+                f"{_fmt(r['peer_cpu_us_per_event'])} | {_fmt(r['ours_events_per_s'], 0)} | "
+                f"{_fmt(r['peer_events_per_s'], 0)} | {r['ours_per_peer']:.2f} |"
+                for r in pairs["rounds"]
+            ),
+        ]
     p = results.get("profile")
     if p:
         summary = p["summary"]
@@ -1480,6 +1543,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=50_000,
         help="events for the floor runs (minimal faust apps and the batched design over the "
         "same topic; 0: skip)",
+    )
+    parser.add_argument(
+        "--peer-rounds",
+        type=int,
+        default=0,
+        help="after the floor rows, this many rounds of our worker and the quix-streams peer "
+        "back to back over the whole topic, the order alternating (the VM's speed drifts "
+        "between rows; a pair measured together is compared by its ratio)",
     )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument(
@@ -1593,6 +1664,33 @@ def main(argv: Sequence[str] | None = None) -> None:
                 app_prefixes.append(f"changelog__{QUIX_GROUP_PREFIX}")
                 results["floor"] = floors
 
+            if args.peer_rounds > 0 and _version("quixstreams") is not None:
+                print(
+                    f"[peer rounds] {args.peer_rounds} x (ours, quix-streams), "
+                    f"{args.events:,} events each",
+                    flush=True,
+                )
+                results["peer_rounds"] = peer_rounds(
+                    args.peer_rounds,
+                    args.events,
+                    lambda i: Worker(
+                        worker_env(
+                            topics,
+                            f"pbench-{run_id}-pair{i}",
+                            workdir / f"pair{i}-data",
+                            prometheus.write_url,
+                        ),
+                        workdir / f"pair{i}.log",
+                    ),
+                    lambda: run_floor(
+                        "quix", args.bootstrap, topics.raw_topic, args.events, workdir, args.timeout
+                    ),
+                    lambda phase: quiet(results, phase),
+                    args.timeout,
+                    broker_pid,
+                )
+                app_prefixes += [f"pbench-{run_id}-pair", "pbench-floor-quix"]
+
             if args.profile != "none":
                 n = args.profile_events or args.events
                 print(f"[profile] worker under {args.profile}, {n:,} events ...", flush=True)
@@ -1668,6 +1766,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             peer = by_row["quix"]["events_per_cpu_s"]
             targets["ahead of the quix-streams peer in events per CPU-second"] = (
                 f"{'met' if mine > peer else 'NOT met'} ({mine:,.0f} vs {peer:,.0f})"
+            )
+        pairs = results.get("peer_rounds", {}).get("rounds")
+        if pairs:
+            median = statistics.median(r["ours_per_peer"] for r in pairs)
+            targets[f"ahead of the quix-streams peer, median of {len(pairs)} paired rounds"] = (
+                f"{'met' if median > 1 else 'NOT met'} (ours {median:.2f}x the peer)"
             )
     if results.get("freshness", {}).get("p95_s") is not None:
         p95 = results["freshness"]["p95_s"]
