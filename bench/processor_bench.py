@@ -1664,7 +1664,15 @@ def main(argv: Sequence[str] | None = None) -> None:
                 app_prefixes.append(f"changelog__{QUIX_GROUP_PREFIX}")
                 results["floor"] = floors
 
-            if args.peer_rounds > 0 and _version("quixstreams") is not None:
+            if args.peer_rounds > 0 and _version("quixstreams") is None:
+                print("[peer rounds] quixstreams is not installed; skipped", flush=True)
+            elif args.peer_rounds > 0:
+                # Registered first: a round that fails still has its topics deleted.
+                app_prefixes += [
+                    f"pbench-{run_id}-pair",
+                    "pbench-floor-quix",
+                    f"changelog__{QUIX_GROUP_PREFIX}",
+                ]
                 print(
                     f"[peer rounds] {args.peer_rounds} x (ours, quix-streams), "
                     f"{args.events:,} events each",
@@ -1689,7 +1697,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                     args.timeout,
                     broker_pid,
                 )
-                app_prefixes += [f"pbench-{run_id}-pair", "pbench-floor-quix"]
 
             if args.profile != "none":
                 n = args.profile_events or args.events
