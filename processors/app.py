@@ -36,7 +36,12 @@ from processors.pusher import Pusher, PushMetrics
 from processors.sinks import LOKI_HEADERS, REMOTE_WRITE_HEADERS, http_sender
 from processors.step import CONTROL, RAW
 from processors.table_io import FaustTableIO, TableIO
-from schemas import player_event_known_view_reader, player_event_reader, view_summary_codec
+from schemas import (
+    player_event_known_view_reader,
+    player_event_reader,
+    player_event_sections,
+    view_summary_codec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +198,7 @@ class Processor:
             self.timeout_ms,
             self.retention_ms,
             decode_known=player_event_known_view_reader().decode,
+            sections=player_event_sections(),
         )
         self.reader = MessageReader(config.kafka_bootstrap_servers, config.app_id)
         self.drain = BatchDrain(

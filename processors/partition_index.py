@@ -39,6 +39,9 @@ class OpenView:
     view: State  # the object the batch step changes and writes
     labels_key: str
     prefix: bytes | None = None
+    # The bytes of the view's last event between its view id and its data
+    # (schemas.SectionReader), to skip in the next one if they are the same again.
+    middle: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -72,6 +75,16 @@ class PartitionIndex:
         if entry.prefix is None:
             entry.prefix = view_prefix(entry.view)
         return entry.prefix
+
+    def middle(self, key: bytes) -> bytes | None:
+        """The middle section of the open view's last event read in sections, if any."""
+        entry = self.open_views.get(key)
+        return None if entry is None else entry.middle
+
+    def keep_middle(self, key: bytes, middle: bytes) -> None:
+        entry = self.open_views.get(key)
+        if entry is not None:
+            entry.middle = middle
 
     def exported(self) -> Iterator[tuple[State, str]]:
         """(view, labels key) of every open view, for processors.series.build_samples.

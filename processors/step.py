@@ -114,11 +114,10 @@ def on_event(
     if view is not None and view["offsets"].get(RAW, -1) >= offset:
         return _replay(view, RAW, offset, agg_offset, event)
 
-    live: Deltas = {}
     kind = "applied"
     if view is None:
         view = new_view(event, labels_for(event), partition)
-        live["c"] = {"views_started": 1}
+        view["live"]["c"] = {"views_started": 1}
         kind = "new"
     elif view["closed"]:
         late: Deltas = {"c": {"late_events": 1}}
@@ -134,15 +133,13 @@ def on_event(
             return Step("duplicate", view=view)
         view["recent_ids"] = (view["recent_ids"] + digest)[-RECENT_IDS * ID_HASH_BYTES :]
 
-    reason = apply_event(view, event, live)
+    # The event's live contributions go straight into the view's (summed either way).
+    reason = apply_event(view, event, view["live"])
     if reason is None:
-        merge_deltas(view["live"], live)
         _record(view, RAW, offset, {})
         return Step(kind, view=view)
 
-    pending: Deltas = {}
-    merge_deltas(pending, view["live"])
-    merge_deltas(pending, live)
+    pending: Deltas = view["live"]
     view["live"] = {}
     summary = close(view, reason, pending)
     view["closed_by"] = [RAW, offset]

@@ -8,24 +8,28 @@ schema registry is needed.
 
 from schemas.codec import (
     AvroCodecError,
+    SectionReader,
     SingleObjectCodec,
     UnknownSchemaError,
     load_schema,
     player_event_codec,
     player_event_known_view_reader,
     player_event_reader,
+    player_event_sections,
     rejected_event_codec,
     view_summary_codec,
 )
 
 __all__ = [
     "AvroCodecError",
+    "SectionReader",
     "SingleObjectCodec",
     "UnknownSchemaError",
     "load_schema",
     "player_event_codec",
     "player_event_known_view_reader",
     "player_event_reader",
+    "player_event_sections",
     "rejected_event_codec",
     "view_summary_codec",
 ]

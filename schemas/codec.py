@@ -13,7 +13,7 @@ import io
 import json
 import re
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any, cast
@@ -666,9 +666,10 @@ class _ReaderCompiler:
         if kind in ("int", "long"):
             return _long_into(target)
         if kind == "float":
-            return [f"{target} = _unpack_float(buf, pos)[0]", "pos += 4"]
+            # Skipped: not unpacked (a value cut short still fails the end-of-value check).
+            return ["pos += 4"] if skip else [f"{target} = _unpack_float(buf, pos)[0]", "pos += 4"]
         if kind == "double":
-            return [f"{target} = _unpack_double(buf, pos)[0]", "pos += 8"]
+            return ["pos += 8"] if skip else [f"{target} = _unpack_double(buf, pos)[0]", "pos += 8"]
         if kind == "string":
             get = [] if skip else [f"{target} = buf[pos:end].decode()"]
             return [*_span(), *get, "pos = end"]
@@ -1068,6 +1069,27 @@ PLAYER_EVENT_KNOWN_VIEW_FIELDS = (
     "view_id",
     "data",
 )
+# What processors.view reads of ``data`` (tests/unit/test_batch.py checks it against the
+# code): an event that needs more of it (an error, logged whole) is decoded whole.
+PLAYER_EVENT_KNOWN_VIEW_DATA_FIELDS = (
+    "player_startup_time",
+    "page_load_time",
+    "video_startup_time",
+    "bitrate",
+    "resolution",
+    "seek_latency",
+    "stall_duration",
+    "previous_bitrate",
+    "new_bitrate",
+    "new_resolution",
+    "completion_rate",
+    "error_family",
+    "error_code",
+    "fatal",
+    "quartile",
+    "dropped_frames",
+    "player_state",
+)
 
 
 @cache
@@ -1078,6 +1100,132 @@ def player_event_known_view_reader() -> SingleObjectCodec:
         older=_player_event_older(),
         logical_types=False,
         fields=PLAYER_EVENT_KNOWN_VIEW_FIELDS,
+    )
+
+
+class SectionReader:
+    """Reads values of one writer schema in three sections, for callers that can skip the
+    middle one by comparing bytes instead of parsing it.
+
+    The record's fields are split at ``key`` (the last field of the *head*) and at the
+    first field of ``fields`` after it (the first of the *tail*); the fields in between are
+    the *middle*, none of which is in ``fields``. ``head`` reads the head and returns the
+    position where the middle starts; ``middle_end`` parses the middle only to find where
+    it ends; ``tail`` reads the tail from there. Head and tail hold only ``fields``, as
+    ``SingleObjectCodec(fields=...)`` returns them.
+
+    The point: the middle of a player event (session, device, player, video...) is, byte
+    for byte, the same in every event of a view. A caller that kept the middle of a view's
+    last event and finds the same bytes at the same place knows, without parsing, where the
+    tail starts: the parse is determined by the bytes it consumes. Values written with
+    any other schema (``head`` returns None) are for ``SingleObjectCodec.decode``.
+    """
+
+    __slots__ = ("_head", "_middle", "_prefix", "_tail", "name")
+
+    def __init__(
+        self,
+        schema: dict[str, Any],
+        fields: Iterable[str],
+        key: str,
+        nested: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        wanted = set(fields)
+        plain = cast(dict[str, Any], fastavro.parse_schema(_without_logical_types(schema)))
+        names = [field["name"] for field in plain["fields"]]
+        if key not in names or key not in wanted:
+            raise ValueError(f"{schema['name']}: the key {key!r} must be one of the fields")
+        cut = names.index(key) + 1
+        resume = next((i for i in range(cut, len(names)) if names[i] in wanted), len(names))
+        self.name = schema["name"]
+        self._prefix = MAGIC + schema_fingerprint(schema)
+        readers = [
+            _section_reader(plain, plain["fields"][a:b], wanted, nested or {})
+            for a, b in ((0, cut), (cut, resume), (resume, len(names)))
+        ]
+        if any(reader is None for reader in readers):
+            raise ValueError(f"{schema['name']}: a section cannot be compiled")
+        self._head, self._middle, self._tail = cast(list[_Reader], readers)
+
+    def head(self, value: bytes) -> tuple[dict[str, Any], int] | None:
+        """The head's fields and where the middle starts; None if ``value`` was not written
+        with this reader's schema. ``value`` must be ``bytes``."""
+        if not value.startswith(self._prefix):
+            return None
+        return self._read(self._head, value, HEADER_LEN)
+
+    def middle_end(self, value: bytes, pos: int) -> int:
+        """Where the middle that starts at ``pos`` ends (the tail starts)."""
+        return self._read(self._middle, value, pos)[1]
+
+    def tail(self, value: bytes, pos: int) -> dict[str, Any]:
+        """The tail's fields, read from ``pos``."""
+        return self._read(self._tail, value, pos)[0]
+
+    def _read(self, reader: _Reader, value: bytes, pos: int) -> tuple[dict[str, Any], int]:
+        try:
+            return cast(tuple[dict[str, Any], int], reader(value, pos))
+        except _READ_ERRORS as exc:
+            raise AvroCodecError(f"corrupt {self.name} value: {exc}") from exc
+
+
+def _section_reader(
+    schema: dict[str, Any],
+    fields: list[dict[str, Any]],
+    wanted: set[str],
+    nested: Mapping[str, Iterable[str]],
+) -> _Reader | None:
+    """A compiled reader of ``fields`` of ``schema`` (a run of its fields, read as a record
+    of their own) that keeps only the ``wanted`` ones, and of a (nullable) record field
+    named in ``nested`` only the fields given there; named types may be defined anywhere in
+    ``schema``."""
+    writer = {**schema, "fields": fields}
+    kept = [
+        field if field["name"] not in nested else _project_field(field, nested[field["name"]])
+        for field in fields
+        if field["name"] in wanted
+    ]
+    reader = {**schema, "fields": kept}
+    try:
+        compiler = _ReaderCompiler(writer, reader)
+        compiler.writer_named = _named_types(schema, {})
+        compiler.reader_named = {**compiler.writer_named, **_named_types(reader, {})}
+        return compiler.compile(writer, reader)
+    except (_NotCompilable, KeyError, TypeError, RecursionError, SyntaxError):
+        return None
+
+
+def _project_field(field: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
+    """``field`` (a record, or a union with one record branch) read as that record with
+    only the fields ``names``."""
+    keep = set(names)
+
+    def project(record: dict[str, Any]) -> dict[str, Any]:
+        missing = sorted(keep - {f["name"] for f in record["fields"]})
+        if missing:
+            raise ValueError(f"{record['name']} has no field {', '.join(missing)}")
+        return {**record, "fields": [f for f in record["fields"] if f["name"] in keep]}
+
+    kind = field["type"]
+    if isinstance(kind, dict) and kind.get("type") == "record":
+        return {**field, "type": project(kind)}
+    if isinstance(kind, list):
+        records = [b for b in kind if isinstance(b, dict) and b.get("type") == "record"]
+        if len(records) == 1:
+            return {**field, "type": [project(b) if b is records[0] else b for b in kind]}
+    raise ValueError(f"field {field['name']} is not a record or a union with one record")
+
+
+@cache
+def player_event_sections() -> SectionReader:
+    """``qoe.events.raw`` values of the current schema, in sections around ``view_id``:
+    what ``player_event_known_view_reader`` decodes, with a middle that can be skipped and
+    of ``data`` only ``PLAYER_EVENT_KNOWN_VIEW_DATA_FIELDS``."""
+    return SectionReader(
+        load_schema("player_event"),
+        PLAYER_EVENT_KNOWN_VIEW_FIELDS,
+        key="view_id",
+        nested={"data": PLAYER_EVENT_KNOWN_VIEW_DATA_FIELDS},
     )
 
 

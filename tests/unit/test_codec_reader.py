@@ -653,6 +653,103 @@ def test_the_known_view_reader_returns_exactly_those_fields_of_a_full_decode() -
         known.decode(values[0][:-3])
 
 
+def known_view_fields(whole: dict[str, Any]) -> dict[str, Any]:
+    """What the section reader returns of a fully decoded event."""
+    from schemas.codec import PLAYER_EVENT_KNOWN_VIEW_DATA_FIELDS, PLAYER_EVENT_KNOWN_VIEW_FIELDS
+
+    part = {name: whole[name] for name in PLAYER_EVENT_KNOWN_VIEW_FIELDS}
+    if part["data"] is not None:
+        part["data"] = {
+            k: v for k, v in part["data"].items() if k in PLAYER_EVENT_KNOWN_VIEW_DATA_FIELDS
+        }
+    return part
+
+
+def test_the_section_reader_reads_head_and_tail_as_the_known_view_reader() -> None:
+    from schemas import player_event_sections
+
+    sections, full = player_event_sections(), player_event_reader()
+    values = [player_event_codec().encode(r) for r in realistic_events()]
+    values += random_values(load_schema("player_event"), "sections", 300)
+    for value in values:
+        head = sections.head(value)
+        assert head is not None
+        record, pos = head
+        assert list(record) == ["event_id", "event_type", "event_time", "received_time", "view_id"]
+        end = sections.middle_end(value, pos)
+        assert pos <= end < len(value)
+        record.update(sections.tail(value, end))
+        assert same(record, known_view_fields(full.decode(value)))
+
+
+def test_a_middle_found_again_byte_for_byte_ends_where_parsing_it_ends() -> None:
+    # The batch step skips a view's middle by comparing it with the last one it parsed:
+    # the same bytes at the same place are the same fields, so the tail starts after them.
+    from schemas import player_event_sections
+
+    sections = player_event_sections()
+    rng = random.Random(5)
+    view = new_view(rng, "org")
+    raw = view_script(rng, view, int(time.time() * 1000) - 60_000, 10_000)
+    now = int(time.time() * 1000)
+    values = [player_event_codec().encode(validate_event(e, now_ms=now, org_id=None)) for e in raw]
+    middles = set()
+    for value in values:
+        head = sections.head(value)
+        assert head is not None
+        _, pos = head
+        middles.add(value[pos : sections.middle_end(value, pos)])
+    assert len(middles) == 1  # one view: its session, device, player and video never change
+    (middle,) = middles
+    # ...and a different middle (another device) of another length is parsed, not skipped.
+    other = dict(raw[1], device={"category": "tv", "name": "A much longer device name"})
+    value = player_event_codec().encode(validate_event(other, now_ms=now, org_id=None))
+    head = sections.head(value)
+    assert head is not None
+    assert not value.startswith(middle, head[1])
+    end = sections.middle_end(value, head[1])
+    assert end - head[1] != len(middle)
+
+
+def test_the_section_reader_leaves_other_writer_schemas_to_the_codec() -> None:
+    from schemas import player_event_sections
+
+    sections = player_event_sections()
+    for value in random_values(load_schema("player_event.v1"), "sections-v1", 50):
+        assert sections.head(value) is None
+        assert player_event_reader().decode(value)["view_id"] is not None
+
+
+def test_a_section_reader_value_cut_short_is_an_error_not_a_partial_record() -> None:
+    from schemas import player_event_sections
+
+    sections = player_event_sections()
+    value = player_event_codec().encode(realistic_events()[0])
+    head = sections.head(value)
+    assert head is not None
+    end = sections.middle_end(value, head[1])
+    with pytest.raises(AvroCodecError):
+        sections.tail(value[:-3], end)
+    with pytest.raises(AvroCodecError):
+        sections.middle_end(value[: end - 2], head[1])
+    with pytest.raises(AvroCodecError):
+        sections.head(value[: head[1] - 2])
+
+
+def test_a_section_reader_needs_its_key_among_the_fields() -> None:
+    from schemas import SectionReader
+
+    with pytest.raises(ValueError, match="key"):
+        SectionReader(load_schema("player_event"), ("event_id", "data"), key="view_id")
+    with pytest.raises(ValueError, match="no field nope"):
+        SectionReader(
+            load_schema("player_event"),
+            ("view_id", "data"),
+            key="view_id",
+            nested={"data": ["nope"]},
+        )
+
+
 def test_a_projection_of_a_field_the_schema_lacks_is_refused() -> None:
     with pytest.raises(ValueError, match="no field nope"):
         SingleObjectCodec(load_schema("player_event"), fields=("event_id", "nope"))

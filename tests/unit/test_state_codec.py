@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from typing import Any
@@ -37,7 +38,8 @@ def views_after(n: int, seed: int) -> list[dict[str, Any]]:
             step = on_event(view, -1, event, offset, 3, CAPS.labels)
             view = step.view or view
             assert view is not None
-            out.append({**view, "pending": step.deltas or {}})
+            # A snapshot: the step goes on changing the view's dicts in place.
+            out.append(copy.deepcopy({**view, "pending": step.deltas or {}}))
     return out
 
 
