@@ -422,6 +422,7 @@ class Sampler:
         self.worker = worker
         self.data_dir = data_dir
         self.kafka_data_dir = kafka_data_dir
+        self.warned_data_dir = False
         self.app_id = app_id
         self.bootstrap = bootstrap
         self.previous: dict[str, Any] | None = None
@@ -449,6 +450,15 @@ class Sampler:
             records = await changelog_records(self.bootstrap, self.app_id)
         except Exception:  # noqa: BLE001 - informational: the topic may not exist yet
             records = None
+        if log_bytes is None and records and not self.warned_data_dir:
+            # The topic has records but not in this log dir: another broker's data dir.
+            self.warned_data_dir = True
+            print(
+                f"  (no changelog partitions in {self.kafka_data_dir}: the broker at "
+                f"{self.bootstrap} keeps its log elsewhere; pass --kafka-data-dir for "
+                "the changelog bytes columns)",
+                flush=True,
+            )
         prev = self.previous or now
         self.previous = now
         dt = now["t"] - prev["t"]
